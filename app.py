@@ -1,0 +1,183 @@
+"""Gradio demo: classify a brain MRI slice and show the Grad-CAM evidence.
+
+    python app.py                       # bundled default model, http://127.0.0.1:7860
+    python app.py --model my_bundle     # your own bundle (or a .keras file + --labels/--preprocessing)
+    python app.py --share --auth user:password
+
+The API endpoint ``/predict`` takes (image file, class to explain, overlay
+opacity) and returns (label distribution, gallery of original / heatmap /
+overlay PNGs, a markdown note); see the README for a ``gradio_client`` example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+from explain.bundle import Bundle, add_model_options, default_bundle_path, load_from_args
+from explain.decode import ACCEPTED, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from explain.errors import ExplainError
+from explain.pipeline import Explainer
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_JSON = ROOT / "examples" / "examples.json"
+PREDICTED = "Predicted class"
+DISCLAIMER = (
+    "**Research demo, not a medical device.** Predictions and heatmaps are for illustrating "
+    "Grad-CAM on a public dataset; they must not be used for diagnosis or treatment decisions. "
+    "Do not upload images that identify a patient."
+)
+AUTH_ENV = "BRAIN_MRI_AUTH"
+
+
+def example_files(path: Path = EXAMPLES_JSON) -> list[tuple[str, str]]:
+    """(local file, caption) for every listed example that has been copied into examples/."""
+    if not path.is_file():
+        return []
+    found = []
+    for entry in json.loads(path.read_text())["examples"]:
+        local = path.parent / entry["file"]
+        if local.is_file():
+            found.append((str(local), f"{entry['label']} ({Path(entry['source']).name})"))
+    return found
+
+
+def _markdown_note(exp) -> str:
+    lines = [f"**Prediction:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).",
+             f"**Heatmap of:** {exp.explained} — method {exp.method}, layer `{exp.layer}`."]
+    if exp.empty:
+        lines.append(f"No region of the image raises the {exp.explained} score: the heatmap is empty.")
+    return "\n\n".join(lines)
+
+
+def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=None,
+               delete_cache: tuple[int, int] | None = (3600, 3600)) -> gr.Blocks:
+    """The Blocks UI for ``bundle``. ``examples``: list of (file, caption); default from examples.json."""
+    explainer = explainer or Explainer(bundle)
+    examples = example_files() if examples is None else examples
+    h, w = bundle.spec.size
+
+    def predict(image_file, class_choice: str = PREDICTED, opacity: float = 0.4):
+        """Classify one MRI slice and return (probabilities, [original, heatmap, overlay], note)."""
+        if image_file is None:
+            raise gr.Error(f"Upload an image first ({ACCEPTED} or DICOM).")
+        path = image_file if isinstance(image_file, str) else getattr(image_file, "name", image_file)
+        class_name = None if class_choice in (None, "", PREDICTED) else class_choice
+        try:
+            opacity = float(opacity)
+            if not 0.0 <= opacity <= 1.0:
+                raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
+            exp = explainer.explain(path, class_name)
+        except (ExplainError, ValueError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        gallery = [
+            (exp.image, "Original"),
+            (exp.heatmap_rgb(), f"Grad-CAM heatmap ({exp.explained})"),
+            (exp.overlay(opacity), f"Overlay, opacity {opacity:.2f}"),
+        ]
+        return exp.probabilities, gallery, _markdown_note(exp)
+
+    with gr.Blocks(title="Brain MRI Grad-CAM", delete_cache=delete_cache) as demo:
+        gr.Markdown("# Brain MRI tumour classifier with Grad-CAM")
+        gr.Markdown(DISCLAIMER, elem_id="disclaimer")
+        with gr.Row():
+            with gr.Column(scale=2):
+                image = gr.File(label=f"MRI slice ({ACCEPTED} or DICOM)", file_count="single",
+                                file_types=["image", ".dcm", ".tif", ".tiff"], elem_id="image-input")
+                class_choice = gr.Dropdown([PREDICTED] + list(bundle.labels), value=PREDICTED,
+                                           label="Class to explain")
+                opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Heatmap opacity")
+                run = gr.Button("Explain", variant="primary", elem_id="run")
+            with gr.Column(scale=3):
+                label = gr.Label(num_top_classes=len(bundle.labels), label="Class probabilities",
+                                 elem_id="probabilities")
+                gallery = gr.Gallery(label="Original, heatmap, overlay", columns=3, format="png",
+                                     height="auto", object_fit="contain", elem_id="gallery")
+                note = gr.Markdown(elem_id="note")
+        inputs, outputs = [image, class_choice, opacity], [label, gallery, note]
+        run.click(predict, inputs, outputs, api_name="predict", concurrency_id="model")
+        for control in (class_choice, opacity):
+            control.change(lambda f, c, o: predict(f, c, o) if f else (None, None, ""), inputs, outputs,
+                           api_visibility="private", concurrency_id="model", show_progress="hidden")
+        if examples:
+            gr.Examples([[f] for f, _ in examples], inputs=[image], outputs=outputs,
+                        fn=lambda f: predict(f), run_on_click=True, cache_examples=False,
+                        example_labels=[c for _, c in examples], label="Examples (clean test split)")
+        gr.Markdown(
+            f"Model: `{bundle.model.name}`, input {h}x{w} {bundle.spec.color_mode}, preprocessing "
+            f"`{bundle.spec.preprocessing}`, Grad-CAM layer `{explainer.target}`. "
+            f"{_accuracy_note(bundle)}", elem_id="model-info")
+    # One model, one queue: requests wait their turn rather than competing for the CPU.
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    return demo
+
+
+def _accuracy_note(bundle: Bundle) -> str:
+    ev = bundle.metadata.get("evaluation", {}).get("test")
+    if not ev:
+        return ""
+    acc = ev.get("accuracy", {})
+    value = acc.get("value") if isinstance(acc, dict) else acc
+    if value is None:
+        return ""
+    return f"Accuracy on the leak-free test split: {value:.1%} ({ev.get('n_images', '?')} images)."
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_options(p)
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on (0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="create a public share link (off unless asked for)")
+    p.add_argument("--auth", default=os.environ.get(AUTH_ENV),
+                   help=f"user:password protecting page and API (or ${AUTH_ENV})")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20)
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6)
+    p.add_argument("--delete-uploads-after", type=int, default=3600,
+                   help="seconds after which uploaded and generated files are deleted")
+    return p.parse_args(argv)
+
+
+def _auth(value: str | None):
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("error: --auth must be user:password")
+    return (user, password)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    auth = _auth(args.auth)
+    if args.model is None and not (default_bundle_path() / "bundle.json").is_file():
+        print(f"error: no model bundle at {default_bundle_path()}.\n"
+              "Train the default one with `python -m training.train --arch compact --out models/default`,\n"
+              "or run `python app.py --model PATH` with a bundle folder or a .keras file "
+              "(plus --labels and --preprocessing).", file=sys.stderr)
+        return 2
+    try:
+        bundle = load_from_args(args)
+        explainer = Explainer(bundle, max_bytes=int(args.max_upload_mb * 2**20),
+                              max_pixels=int(args.max_megapixels * 1e6))
+    except (ExplainError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(bundle.describe())
+    print(f"Grad-CAM layer: {explainer.target} (map {explainer.engine().map_shape[0]}x"
+          f"{explainer.engine().map_shape[1]}), method {explainer.default_method}")
+    age = args.delete_uploads_after
+    demo = build_demo(bundle, explainer=explainer, delete_cache=(age, age) if age > 0 else None)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+                max_file_size=int(args.max_upload_mb * 2**20), theme=gr.themes.Soft(), show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

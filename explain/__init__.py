@@ -1,0 +1,1 @@
+"""Grad-CAM pipeline: decode -> preprocess -> model -> CAM -> overlay."""

@@ -1,0 +1,133 @@
+"""Diagnostic command line: explain images and check that the pipeline is sane.
+
+    python -m explain IMAGE_OR_DIR ... [--model BUNDLE] [--out DIR] [--layer NAME] [--class NAME]
+
+For every image it writes ``OUT/<image name>/`` with ``1_original.png``,
+``2_heatmap.png``, ``3_overlay.png`` and ``report.json``, prints one line, and
+exits with status 1 if any image failed to decode or any check failed
+(2 for a model that cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .bundle import add_model_options, load_from_args
+from .errors import ExplainError
+from .methods import METHODS
+from .pipeline import DEFAULT_METHOD, Explainer, Explanation
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m explain", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    add_model_options(p)
+    p.add_argument("--out", default="explain-out", help="output folder (default: explain-out)")
+    p.add_argument("--class", dest="class_name", help="class to explain (default: the predicted one)")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (0..1)")
+    return p.parse_args(argv)
+
+
+def collect(inputs: list[str]) -> list[Path]:
+    """Files as given, plus image files found under given folders (sorted)."""
+    found = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def write_result(folder: Path, exp: Explanation, alpha: float, source: Path) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(exp.image).save(folder / "1_original.png")
+    Image.fromarray(exp.heatmap_rgb()).save(folder / "2_heatmap.png")
+    Image.fromarray(exp.overlay(alpha)).save(folder / "3_overlay.png")
+    report = {
+        "image": str(source),
+        "prediction": exp.predicted,
+        "explained_class": exp.explained,
+        "probabilities": exp.probabilities,
+        "layer": exp.layer,
+        "method": exp.method,
+        "preprocessing": exp.preprocessing,
+        "model_input": {"shape": list(exp.model_input.shape),
+                        "min": float(exp.model_input.min()), "max": float(exp.model_input.max())},
+        "heatmap_empty": exp.empty,
+        "cam_shape": list(exp.cam.shape),
+        "checks": exp.checks,
+        "ok": all(exp.checks.values()),
+    }
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _unique_folder(out: Path, source: Path, used: set) -> Path:
+    name = source.stem or "image"
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{name}_{n}"
+    used.add(candidate)
+    return out / candidate
+
+
+def _progress(done: int, total: int) -> None:
+    if total > 1 and sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        bundle = load_from_args(args)
+        explainer = Explainer(bundle, method=args.method)
+        explainer.class_index(args.class_name)
+    except (ExplainError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{bundle.describe()}; Grad-CAM layer {explainer.target}", file=sys.stderr)
+    files = collect(args.inputs)
+    if not files:
+        print("error: no images found in the given inputs", file=sys.stderr)
+        return 1
+    out, used, failures = Path(args.out), set(), 0
+    for i, path in enumerate(files, start=1):
+        try:
+            exp = explainer.explain(path, args.class_name)
+        except (ExplainError, ValueError) as exc:
+            failures += 1
+            print(f"FAIL {path}: {exc}")
+            continue
+        finally:
+            _progress(i, len(files))
+        report = write_result(_unique_folder(out, path, used), exp, args.alpha, path)
+        failed = [k for k, ok in report["checks"].items() if not ok]
+        failures += bool(failed)
+        top = exp.probabilities[exp.predicted]
+        status = "ok  " if not failed else "FAIL"
+        detail = f"  failed checks: {', '.join(failed)}" if failed else ""
+        print(f"{status} {path}: {exp.predicted} ({top:.3f}), map of {exp.explained}{detail}")
+    print(f"{len(files) - failures}/{len(files)} images ok; results in {out}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The compiled CAM engine: probabilities and heatmaps from one forward pass.
+
+Built once per model (not per request): the forward pass is replayed through
+:func:`explain.graph.run_intercepted` so that the target layer's activation
+and the pre-softmax logits are captured, and wrapped in ``tf.function`` with a
+fixed input signature that is traced at construction time. Gradients are of
+the class *logit*: the softmax output saturates (p = 1.0 gives zero gradient),
+the logit does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .errors import LayerError
+from .graph import run_intercepted
+from .layers import LayerPath, output_layer
+from .methods import CamMethod, GradCAM
+
+#: Maps whose maximum (after ReLU) is at or below this have no positive evidence.
+EMPTY_EPS = 1e-8
+
+
+@dataclass
+class CamResult:
+    """Output of one batch.
+
+    probs: float32 (B, K) class probabilities (after temperature scaling).
+    logits: float32 (B, K) pre-softmax scores.
+    maps: float32 (B, h, w) in [0, 1] at the target layer's resolution.
+    empty: bool (B,) True where a map had no positive evidence (map is all zeros).
+    classes: int32 (B,) the class each map explains.
+    """
+
+    probs: np.ndarray
+    logits: np.ndarray
+    maps: np.ndarray
+    empty: np.ndarray
+    classes: np.ndarray
+
+
+def normalize_maps(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(B, ..., h, w) raw maps -> (ReLU + per-map min-max in [0, 1], empty flags (B, ...)).
+
+    A map with no positive evidence is returned as zeros and flagged, never NaN.
+    """
+    cam = tf.nn.relu(raw)
+    high = tf.reduce_max(cam, axis=(-2, -1), keepdims=True)
+    low = tf.reduce_min(cam, axis=(-2, -1), keepdims=True)
+    empty = high <= EMPTY_EPS
+    scaled = (cam - low) / tf.maximum(high - low, EMPTY_EPS)
+    scaled = tf.where(empty, tf.zeros_like(scaled), scaled)
+    return scaled, tf.squeeze(empty, axis=(-2, -1))
+
+
+class CamEngine:
+    """Compiled probabilities + CAM for one model, one target layer and one method.
+
+    model: Functional or Sequential Keras model (never modified).
+    target: the layer to explain (see :func:`explain.layers.find_target_layer`).
+    input_shape: (h, w, C) of one model input.
+    temperature: logits are divided by it before the softmax (calibration).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        target: LayerPath,
+        input_shape: tuple[int, int, int],
+        method: CamMethod | None = None,
+        temperature: float = 1.0,
+    ):
+        self.model = model
+        self.target = target
+        self.method = method or GradCAM()
+        self.temperature = float(temperature)
+        self.input_shape = tuple(input_shape)
+        self._head = output_layer(model)
+        self._activation = _head_activation(self._head.layer)
+        signature = tf.TensorSpec((None,) + self.input_shape, tf.float32)
+        self._explain_fn = tf.function(
+            self._explain, input_signature=[signature, tf.TensorSpec((None,), tf.int32)]
+        )
+        self._explain_all_fn = tf.function(self._explain_all, input_signature=[signature])
+        self._predict_fn = tf.function(self._predict, input_signature=[signature])
+        dummy = np.zeros((1,) + self.input_shape, np.float32)
+        out = self._explain_fn(dummy, np.array([-1], np.int32))  # trace now, not on the first request
+        self.num_classes = int(out[0].shape[-1])
+        self.map_shape = tuple(int(d) for d in out[2].shape[1:])
+
+    # -- graph pieces -------------------------------------------------------
+    def _forward(self, x):
+        """x (B, h, w, C) -> (target activation (B, h', w', C'), logits (B, K))."""
+        store = {}
+
+        def capture_target(call):
+            def wrapped(*args, **kwargs):
+                out = call(*args, **kwargs)
+                store["acts"] = out
+                return out
+
+            return wrapped
+
+        head = self._head.layer
+        overrides = {id(self.target.layer): capture_target, id(head): self._logit_capture(store)}
+        run_intercepted(self.model, x, overrides)
+        if "acts" not in store:
+            raise LayerError(f"Layer {self.target} is not on the path from the input to the output.")
+        return store["acts"], store["logits"]
+
+    def _logit_capture(self, store):
+        head = self._head.layer
+
+        def wrap(call):
+            def wrapped(inputs, *args, **kwargs):
+                if isinstance(head, keras.layers.Dense):
+                    z = tf.matmul(inputs, head.kernel)
+                    if head.bias is not None:
+                        z = z + head.bias
+                    store["logits"] = z
+                    return head.activation(z) if head.activation is not None else z
+                out = call(inputs, *args, **kwargs)
+                store["logits"] = inputs if self._activation != "linear_output" else out
+                return out
+
+            return wrapped
+
+        return wrap
+
+    def _probs(self, logits):
+        scaled = logits / self.temperature
+        if self._activation == "sigmoid":
+            return tf.sigmoid(scaled)
+        return tf.nn.softmax(scaled, axis=-1)
+
+    def _predict(self, x):
+        _, logits = self._forward(x)
+        return self._probs(logits)
+
+    def _explain(self, x, class_idx):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            acts, logits = self._forward(x)
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            classes = tf.where(class_idx < 0, predicted, class_idx)
+            # Sum over the batch: each logit depends only on its own sample's
+            # activations, so this gives per-sample gradients in one backward pass.
+            score = tf.reduce_sum(tf.gather(logits, classes, batch_dims=1))
+        grads = tape.gradient(score, acts)
+        maps, empty = normalize_maps(self.method.raw_map(acts, grads))
+        return self._probs(logits), logits, maps, empty, classes
+
+    def _explain_all(self, x):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            acts, logits = self._forward(x)
+            scores = [tf.reduce_sum(logits[:, k]) for k in range(logits.shape[-1])]
+        raws = [self.method.raw_map(acts, tape.gradient(s, acts)) for s in scores]
+        del tape
+        maps, empty = normalize_maps(tf.stack(raws, axis=1))
+        return self._probs(logits), logits, maps, empty
+
+    # -- public API ----------------------------------------------------------
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(B, h, w, C) float32 -> (B, K) probabilities, no heatmap."""
+        return self._predict_fn(_as_batch(batch, self.input_shape)).numpy()
+
+    def explain(self, batch: np.ndarray, classes=None) -> CamResult:
+        """(B, h, w, C) float32 -> :class:`CamResult`. ``classes``: int per sample, -1 = predicted."""
+        batch = _as_batch(batch, self.input_shape)
+        if classes is None:
+            classes = np.full((batch.shape[0],), -1, np.int32)
+        classes = np.asarray(classes, np.int32).reshape(-1)
+        if classes.shape[0] != batch.shape[0]:
+            raise ValueError(f"{classes.shape[0]} class indices for {batch.shape[0]} images")
+        if np.any(classes >= self.num_classes) or np.any(classes < -1):
+            raise ValueError(f"class index out of range 0..{self.num_classes - 1}")
+        probs, logits, maps, empty, chosen = self._explain_fn(batch, classes)
+        return CamResult(probs.numpy(), logits.numpy(), maps.numpy(), empty.numpy(), chosen.numpy())
+
+    def explain_all(self, batch: np.ndarray):
+        """(B, h, w, C) -> (probs (B, K), logits (B, K), maps (B, K, h', w'), empty (B, K))."""
+        out = self._explain_all_fn(_as_batch(batch, self.input_shape))
+        return tuple(t.numpy() for t in out)
+
+
+def _as_batch(batch, input_shape) -> np.ndarray:
+    batch = np.asarray(batch, np.float32)
+    if batch.ndim == len(input_shape):
+        batch = batch[None]
+    if batch.shape[1:] != tuple(input_shape):
+        raise ValueError(f"expected images of shape {tuple(input_shape)}, got {batch.shape[1:]}")
+    return batch
+
+
+def _head_activation(layer) -> str:
+    """How the model's last layer turns logits into its output.
+
+    "softmax"/"sigmoid": the logits are the pre-activation (Dense with that
+    activation, or an Activation/Softmax layer). "linear_output": the model
+    already outputs logits.
+    """
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    if name in ("softmax", "sigmoid"):
+        return name
+    if isinstance(layer, keras.layers.Activation) or (
+        activation is not None and name not in ("linear", None)
+    ):
+        raise LayerError(
+            f"The model's last layer {layer.name!r} applies {name!r}; expected softmax, sigmoid or "
+            "linear logits. Grad-CAM needs the pre-activation class scores."
+        )
+    if activation is not None and not isinstance(layer, keras.layers.Dense):
+        raise LayerError(f"Unsupported output layer {layer.name!r} ({type(layer).__name__}).")
+    return "linear_output"

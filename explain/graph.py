@@ -1,0 +1,77 @@
+"""Run a Keras model in inference mode while intercepting chosen layers.
+
+Grad-CAM needs two tensors the model does not return: the activation of an
+inner layer (possibly inside a nested base model, as in transfer learning)
+and the class logits before the final softmax. Rather than building a new
+"gradient model" (which fails for nested models and would need the model's
+output layer to be edited), we replay the model's own graph and wrap the two
+layers of interest. The user's model is never modified.
+
+Keras 3 keeps the replay loop in ``Functional._run_through_graph``; it is the
+same loop ``Functional.call`` uses, so replaying through it gives exactly the
+model's own computation.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+from keras.src.models.functional import Functional
+
+from .errors import BundleError
+
+LayerCall = Callable[..., object]
+
+
+def as_functional(model: keras.Model) -> Functional:
+    """The Functional graph behind ``model`` (a Sequential model wraps one)."""
+    if isinstance(model, keras.Sequential):
+        graph = getattr(model, "_functional", None)
+        if graph is None:
+            raise BundleError(
+                f"The Sequential model {model.name!r} has no defined input. Give its first "
+                "layer an input, e.g. keras.Sequential([keras.Input((299, 299, 3)), ...]), "
+                "or call it once on a batch, then save it again."
+            )
+        return graph
+    if isinstance(model, Functional):
+        return model
+    raise BundleError(
+        f"{model.name!r} is a subclassed Keras model; Grad-CAM needs a Functional or "
+        "Sequential model whose layers can be inspected."
+    )
+
+
+def run_intercepted(model: keras.Model, x, overrides: dict[int, Callable[[LayerCall], LayerCall]]):
+    """Call ``model(x, training=False)``, but route chosen layers through wrappers.
+
+    overrides: ``id(layer) -> wrap``, where ``wrap(call)`` returns the callable
+    used instead of ``call`` (the layer's own inference-mode call). Nested
+    models are replayed recursively, so layers at any depth can be wrapped.
+    """
+    graph = as_functional(model)
+
+    def operation_fn(op):
+        if isinstance(op, keras.Model):
+            call = lambda *args, **kwargs: run_intercepted(op, args[0], overrides)  # noqa: E731
+        else:
+            call = _inference_call(op)
+        wrap = overrides.get(id(op))
+        return wrap(call) if wrap is not None else call
+
+    outputs = graph._run_through_graph(x, operation_fn=operation_fn)
+    return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
+
+
+def _inference_call(op) -> LayerCall:
+    # Mirrors keras' own operation_fn: pass training=False to layers that take it,
+    # so BatchNorm uses moving statistics and Dropout is off.
+    takes_training = "training" in getattr(op, "_call_context_args", {})
+
+    def call(*args, **kwargs):
+        if takes_training:
+            kwargs["training"] = False
+        return op(*args, **kwargs)
+
+    return call

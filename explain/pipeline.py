@@ -1,0 +1,135 @@
+"""The whole path of one image: decode -> preprocess -> model -> CAM -> overlay.
+
+:class:`Explainer` is built once per bundle (it traces the compiled engine)
+and is safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bundle import Bundle
+from .decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
+from .engine import CamEngine
+from .layers import LayerPath, find_target_layer
+from .methods import get_method
+from .overlay import blend, colorize, upsample
+from .preprocess import EXPECTED_RANGE, preprocess
+
+DEFAULT_METHOD = "gradcam"
+
+
+@dataclass
+class Explanation:
+    """Everything shown about one image.
+
+    image: (H, W, 3) uint8 RGB original, as decoded.
+    model_input: (h, w, C) float32, exactly what the model saw.
+    probabilities: label -> probability (sums to 1 for softmax models).
+    predicted / explained: label of the top class / of the class the map explains.
+    cam: (h', w') float32 in [0, 1] at the target layer's resolution.
+    heatmap: (H, W) float32 in [0, 1], ``cam`` upsampled to the original image.
+    empty: True if the class had no positive evidence (the map is all zeros).
+    """
+
+    image: np.ndarray
+    model_input: np.ndarray
+    probabilities: dict[str, float]
+    predicted: str
+    explained: str
+    cam: np.ndarray
+    heatmap: np.ndarray
+    empty: bool
+    layer: str
+    method: str
+    preprocessing: str
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    def heatmap_rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 JET rendering of the heatmap."""
+        return colorize(self.heatmap)
+
+    def overlay(self, alpha: float = 0.4) -> np.ndarray:
+        """(H, W, 3) uint8 image with the heatmap blended in at opacity ``alpha``."""
+        return blend(self.image, self.heatmap, alpha)
+
+
+class Explainer:
+    """Bundle-bound pipeline. ``method``: a name from :data:`explain.methods.METHODS`."""
+
+    def __init__(self, bundle: Bundle, method: str = DEFAULT_METHOD, *,
+                 max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.bundle = bundle
+        self.spec = bundle.spec
+        self.labels = list(bundle.labels)
+        self.target: LayerPath = find_target_layer(bundle.model, bundle.target_layer)
+        self.input_shape = (*self.spec.size, self.spec.channels)
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.default_method = method
+        self._engines: dict[str, CamEngine] = {}
+        self._lock = threading.Lock()
+        self.engine(method)  # trace at start-up, not on the first request
+
+    def engine(self, method: str | None = None) -> CamEngine:
+        """The compiled engine for ``method`` (built and traced on first use, then reused)."""
+        name = (method or self.default_method).lower()
+        with self._lock:
+            if name not in self._engines:
+                self._engines[name] = CamEngine(
+                    self.bundle.model, self.target, self.input_shape,
+                    method=get_method(name), temperature=self.bundle.temperature)
+            return self._engines[name]
+
+    def class_index(self, class_name: str | None) -> int:
+        """Label -> output index; None or "" -> -1 (the predicted class)."""
+        if not class_name:
+            return -1
+        if class_name not in self.labels:
+            raise ValueError(f"Unknown class {class_name!r}; the model knows {', '.join(self.labels)}.")
+        return self.labels.index(class_name)
+
+    def load(self, source) -> tuple[np.ndarray, np.ndarray]:
+        """Any image source -> (original (H, W, 3) uint8, model input (h, w, C) float32)."""
+        image = decode_image(source, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        return image, preprocess(image, self.spec)
+
+    def explain(self, source, class_name: str | None = None, *, method: str | None = None,
+                blur_sigma: float = 0.0) -> Explanation:
+        """Explain one image; ``class_name`` None explains the predicted class."""
+        return self.explain_batch([source], [class_name], method=method, blur_sigma=blur_sigma)[0]
+
+    def explain_batch(self, sources, class_names=None, *, method: str | None = None,
+                      blur_sigma: float = 0.0) -> list[Explanation]:
+        """Explain several images in one compiled call (same maps as one by one)."""
+        loaded = [self.load(s) for s in sources]
+        names = list(class_names) if class_names is not None else [None] * len(loaded)
+        engine = self.engine(method)
+        batch = np.stack([x for _, x in loaded])
+        result = engine.explain(batch, [self.class_index(n) for n in names])
+        out = []
+        for i, (image, x) in enumerate(loaded):
+            heatmap = upsample(result.maps[i], image.shape[:2], blur_sigma)
+            probs = {label: float(p) for label, p in zip(self.labels, result.probs[i])}
+            out.append(Explanation(
+                image=image, model_input=x, probabilities=probs,
+                predicted=self.labels[int(np.argmax(result.probs[i]))],
+                explained=self.labels[int(result.classes[i])],
+                cam=result.maps[i], heatmap=heatmap, empty=bool(result.empty[i]),
+                layer=self.target.name, method=engine.method.name,
+                preprocessing=self.spec.preprocessing,
+                checks=self._checks(x, result.probs[i], result.maps[i], bool(result.empty[i])),
+            ))
+        return out
+
+    def _checks(self, x, probs, cam, empty) -> dict[str, bool]:
+        low, high = EXPECTED_RANGE[self.spec.preprocessing]
+        tol = 1e-3 * max(1.0, high - low)
+        return {
+            "finite": bool(np.isfinite(probs).all() and np.isfinite(cam).all()),
+            "probabilities_sum_to_one": bool(abs(float(np.sum(probs)) - 1.0) < 1e-3),
+            "heatmap_has_spatial_variation": bool(not empty and float(cam.max() - cam.min()) > 1e-3),
+            "input_range_as_expected": bool(x.min() >= low - tol and x.max() <= high + tol),
+        }

@@ -1,0 +1,72 @@
+"""End to end through the running app with gradio_client."""
+
+import socket
+
+import numpy as np
+import pytest
+
+import app as app_module
+from explain.bundle import load_bundle
+from synthetic import LABELS, write_png, write_tiny_bundle
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app")
+    bundle = load_bundle(write_tiny_bundle(folder / "bundle"))
+    image = write_png(folder / "slice.png", np.random.default_rng(0).integers(0, 256, (48, 64), dtype=np.uint8))
+    demo = app_module.build_demo(bundle, examples=[(str(image), "test image")])
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", image, folder
+    finally:
+        demo.close()
+
+
+def test_predict_endpoint(running_app):
+    from gradio_client import Client, handle_file
+
+    url, image, _ = running_app
+    client = Client(url, verbose=False)
+    assert "/predict" in client.view_api(return_format="dict")["named_endpoints"]
+    label, gallery, note = client.predict(handle_file(str(image)), "Predicted class", 0.4, api_name="/predict")
+    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert set(confidences) == set(LABELS)
+    assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-5)
+    assert len(gallery) == 3
+    assert all(item["image"].endswith(".png") for item in gallery)
+    from PIL import Image
+
+    with Image.open(gallery[0]["image"]) as original:
+        assert original.size == (64, 48)
+    assert "Prediction" in note
+
+    label, _, note = client.predict(handle_file(str(image)), "notumor", 0.7, api_name="/predict")
+    assert "Heatmap of:** notumor" in note
+
+
+def test_bad_upload_gives_a_clear_error_and_the_app_keeps_working(running_app):
+    from gradio_client import Client, handle_file
+
+    url, image, folder = running_app
+    client = Client(url, verbose=False)
+    broken = folder / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    with pytest.raises(Exception, match="image"):
+        client.predict(handle_file(str(broken)), "Predicted class", 0.4, api_name="/predict")
+    label, gallery, _ = client.predict(handle_file(str(image)), "Predicted class", 0.4, api_name="/predict")
+    assert len(gallery) == 3
+
+
+def test_run_command_without_a_model_says_how_to_make_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BRAIN_MRI_MODEL", str(tmp_path / "no-such-bundle"))
+    assert app_module.main([]) == 2
+    err = capsys.readouterr().err
+    assert "no model bundle" in err and "python -m training.train" in err

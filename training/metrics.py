@@ -1,0 +1,275 @@
+"""Classification metrics, calibration and bootstrap intervals, in plain numpy.
+
+Conventions used throughout:
+
+* ``y_true``: int (N,) class indices in ``0..K-1``.
+* ``y_pred``: int (N,) predicted class indices.
+* ``probs``: float (N, K) class probabilities, rows summing to 1.
+* ``logits``: float (N, K) pre-softmax scores.
+* ``cm``: int64 (K, K) confusion matrix, rows = true class, columns = predicted.
+
+Undefined values follow one rule: a class with no true images has recall
+``nan`` (there is nothing to recall) and is left out of the macro averages,
+so a bootstrap resample that happens to miss a small class does not count it
+as a zero. A class that is never predicted has precision 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Bins of the expected calibration error (Guo et al., 2017 use 15).
+ECE_BINS = 15
+#: Search range of the temperature, and the log-space tolerance of the search.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+
+# -- counts -------------------------------------------------------------------
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """int (N,), int (N,) -> int64 (K, K); entry [i, j] counts true class i predicted as j."""
+    y_true = np.asarray(y_true, np.int64).reshape(-1)
+    y_pred = np.asarray(y_pred, np.int64).reshape(-1)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{y_true.size} labels but {y_pred.size} predictions")
+    if y_true.size and (min(y_true.min(), y_pred.min()) < 0
+                        or max(y_true.max(), y_pred.max()) >= num_classes):
+        raise ValueError(f"class index out of range 0..{num_classes - 1}")
+    flat = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """int (N,), int (N,) -> fraction of exact matches (nan for N = 0)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float(np.mean(y_true == y_pred)) if y_true.size else math.nan
+
+
+def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """int (K, K) confusion matrix -> float64 (K,) ``precision``, ``recall``, ``f1``, int64 ``support``.
+
+    Recall (and so F1) is nan for a class with no true images; precision is 0
+    for a class that is never predicted.
+    """
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, tp / support, np.nan)
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        denom = precision + recall
+        f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
+    f1 = np.where(np.isnan(recall), np.nan, f1)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+
+
+def balanced_accuracy(cm: np.ndarray) -> float:
+    """int (K, K) -> mean recall over the classes that have true images."""
+    recall = per_class(cm)["recall"]
+    return float(np.nanmean(recall)) if np.any(~np.isnan(recall)) else math.nan
+
+
+def macro_f1(cm: np.ndarray) -> float:
+    """int (K, K) -> mean F1 over the classes that have true images."""
+    f1 = per_class(cm)["f1"]
+    return float(np.nanmean(f1)) if np.any(~np.isnan(f1)) else math.nan
+
+
+# -- probabilities ------------------------------------------------------------
+def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """float (N, K) logits -> float64 (N, K) log softmax(logits / T), stable for large logits."""
+    z = np.asarray(logits, np.float64) / float(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """float (N, K) logits -> float64 (N, K) softmax(logits / T)."""
+    return np.exp(log_softmax(logits, temperature))
+
+
+def negative_log_likelihood(probs: np.ndarray, y_true: np.ndarray, eps: float = 1e-12) -> float:
+    """float (N, K), int (N,) -> mean -log p[true class] in nats.
+
+    ``eps`` keeps a confidently wrong float32 probability of exactly 0 finite;
+    prefer :func:`nll_from_logits` when logits are at hand.
+    """
+    probs = np.asarray(probs, np.float64)
+    y_true = np.asarray(y_true, np.int64)
+    picked = probs[np.arange(len(y_true)), y_true]
+    return float(-np.mean(np.log(np.maximum(picked, eps))))
+
+
+def nll_from_logits(logits: np.ndarray, y_true: np.ndarray, temperature: float = 1.0) -> float:
+    """float (N, K), int (N,) -> mean -log softmax(logits / T)[true class], exact for any logit size."""
+    y_true = np.asarray(y_true, np.int64)
+    return float(-np.mean(log_softmax(logits, temperature)[np.arange(len(y_true)), y_true]))
+
+
+def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BINS) -> dict[str, np.ndarray]:
+    """Equal-width bins on the top-class probability.
+
+    float (N, K), int (N,) -> dict of (n_bins,) arrays: ``lower``/``upper``
+    edges (float64), ``count`` (int64), ``confidence`` (mean top probability)
+    and ``accuracy`` (fraction correct), both float64 and nan in empty bins.
+    Bins are right-closed, (lower, upper], with the first also holding 0.
+    """
+    probs = np.asarray(probs, np.float64)
+    y_true = np.asarray(y_true, np.int64)
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # searchsorted against the same edges array puts a value equal to an edge
+    # in the bin below it, with no float rounding from confidence * n_bins.
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    count = np.bincount(index, minlength=n_bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(index, weights=confidence, minlength=n_bins) / count
+        mean_acc = np.bincount(index, weights=correct, minlength=n_bins) / count
+    return {"lower": edges[:-1], "upper": edges[1:], "count": count,
+            "confidence": mean_conf, "accuracy": mean_acc}
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """float (N, K), int (N,) -> sum over bins of (bin share) * |accuracy - confidence|, in [0, 1]."""
+    bins = reliability_bins(probs, y_true, n_bins)
+    total = bins["count"].sum()
+    if total == 0:
+        return math.nan
+    used = bins["count"] > 0
+    gaps = np.abs(bins["accuracy"][used] - bins["confidence"][used])
+    return float(np.sum(bins["count"][used] / total * gaps))
+
+
+# -- temperature scaling --------------------------------------------------------
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray, bounds=TEMPERATURE_BOUNDS,
+                    tol: float = 1e-5) -> float:
+    """float (N, K) logits, int (N,) -> the T in ``bounds`` minimising NLL of softmax(logits / T).
+
+    Golden-section search on log T. It finds the global minimum because the
+    NLL is convex in 1/T (a log-sum-exp of functions linear in 1/T minus a
+    linear term), hence unimodal in log T, which is a monotone function of 1/T.
+    ``tol`` is the final bracket width in log T (1e-5 = 0.001 % of T).
+    """
+    logits = np.asarray(logits, np.float64)
+    y_true = np.asarray(y_true, np.int64)
+    if logits.ndim != 2 or len(logits) != len(y_true) or len(y_true) == 0:
+        raise ValueError(f"need logits (N, K) and N labels, got {logits.shape} and {len(y_true)}")
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+
+    def loss(log_t):
+        return nll_from_logits(logits, y_true, math.exp(log_t))
+
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    # The bracket ends are never evaluated by the loop; compare them too so a
+    # minimum on the boundary (e.g. logits carrying no information) is returned exactly.
+    candidates = [(loss(lo), lo), (loss(hi), hi), (loss((a + b) / 2), (a + b) / 2)]
+    return float(math.exp(min(candidates)[1]))
+
+
+# -- summaries ----------------------------------------------------------------
+def scalar_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str],
+                   n_bins: int = ECE_BINS) -> dict[str, float]:
+    """int (N,), float (N, K) -> the scalar metrics that get bootstrap intervals.
+
+    Keys: ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``ece``, ``nll``
+    and ``recall/<label>`` for every label.
+    """
+    probs = np.asarray(probs, np.float64)
+    y_pred = probs.argmax(axis=1)
+    cm = confusion_matrix(y_true, y_pred, len(labels))
+    recall = per_class(cm)["recall"]
+    out = {
+        "accuracy": accuracy(y_true, y_pred),
+        "balanced_accuracy": balanced_accuracy(cm),
+        "macro_f1": macro_f1(cm),
+        "ece": expected_calibration_error(probs, y_true, n_bins),
+        "nll": negative_log_likelihood(probs, y_true),
+    }
+    out.update({f"recall/{label}": float(r) for label, r in zip(labels, recall)})
+    return out
+
+
+def bootstrap_intervals(y_true: np.ndarray, probs: np.ndarray, labels: list[str], n_boot: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap: resample the N images with replacement ``n_boot`` times.
+
+    int (N,), float (N, K) -> {metric name: (low, high)} for every key of
+    :func:`scalar_metrics`, the central ``level`` interval. Resamples in which
+    a metric is undefined (a class drawn zero times) are ignored for that
+    metric. Deterministic for a given ``seed``.
+    """
+    y_true = np.asarray(y_true, np.int64)
+    probs = np.asarray(probs, np.float64)
+    n = len(y_true)
+    if n == 0 or n_boot < 1:
+        raise ValueError("bootstrap needs at least one image and one resample")
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {}
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        for name, value in scalar_metrics(y_true[idx], probs[idx], labels).items():
+            samples.setdefault(name, []).append(value)
+    tail = (1.0 - level) / 2.0 * 100.0
+    out = {}
+    for name, values in samples.items():
+        values = np.asarray(values, np.float64)
+        values = values[~np.isnan(values)]
+        if values.size == 0:
+            out[name] = (math.nan, math.nan)
+        else:
+            low, high = np.percentile(values, [tail, 100.0 - tail])
+            out[name] = (float(low), float(high))
+    return out
+
+
+def evaluate(y_true: np.ndarray, probs: np.ndarray, labels: list[str], n_boot: int = 1000,
+             seed: int = 0, n_bins: int = ECE_BINS) -> dict:
+    """Everything reported for one split, as JSON-ready Python values.
+
+    int (N,), float (N, K) -> {``n_images``, ``metrics`` {name: {``value``,
+    ``ci95`` [low, high] or None}}, ``per_class`` {label: {precision, recall,
+    f1, support}}, ``confusion_matrix`` (K lists of K ints, rows true),
+    ``reliability`` (the bins of :func:`reliability_bins` as lists)}.
+    ``n_boot`` = 0 skips the intervals.
+    """
+    y_true = np.asarray(y_true, np.int64)
+    probs = np.asarray(probs, np.float64)
+    point = scalar_metrics(y_true, probs, labels, n_bins)
+    intervals = bootstrap_intervals(y_true, probs, labels, n_boot, seed) if n_boot else {}
+    cm = confusion_matrix(y_true, probs.argmax(axis=1), len(labels))
+    classes = per_class(cm)
+    bins = reliability_bins(probs, y_true, n_bins)
+    return {
+        "n_images": int(len(y_true)),
+        "metrics": {name: {"value": _num(value),
+                           "ci95": [_num(v) for v in intervals[name]] if name in intervals else None}
+                    for name, value in point.items()},
+        "per_class": {label: {key: _num(classes[key][k]) for key in ("precision", "recall", "f1", "support")}
+                      for k, label in enumerate(labels)},
+        "confusion_matrix": cm.tolist(),
+        "reliability": {key: [_num(v) for v in bins[key]] for key in bins},
+        "bootstrap": {"resamples": int(n_boot), "seed": int(seed), "method": "percentile"},
+    }
+
+
+def _num(value):
+    """numpy scalar -> int/float for JSON; nan -> None (JSON has no nan)."""
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    value = float(value)
+    return None if math.isnan(value) else value
