@@ -22,7 +22,8 @@ import gradio as gr
 from explain.bundle import Bundle, add_model_options, default_bundle_path, load_from_args
 from explain.decode import ACCEPTED, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from explain.errors import ExplainError
-from explain.pipeline import Explainer
+from explain.methods import GRADIENT_FREE_METHODS, METHODS
+from explain.pipeline import DEFAULT_METHOD, Explainer
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_JSON = ROOT / "examples" / "examples.json"
@@ -33,6 +34,18 @@ DISCLAIMER = (
     "Do not upload images that identify a patient."
 )
 AUTH_ENV = "BRAIN_MRI_AUTH"
+# On a phone the three gallery images (original, heatmap, overlay) are stacked one
+# per row, and the method comparison shows two a row: squeezed three or four to a
+# 390px row they were about 100px wide or less.
+PAGE_CSS = """@media (max-width: 640px) {
+  #gallery .grid-container { grid-template-columns: 1fr; }
+  #comparison .grid-container { grid-template-columns: repeat(2, 1fr); }
+}"""
+
+
+def page_style() -> dict:
+    """Theme and CSS for ``launch()`` (Gradio 6 takes them there, not in ``gr.Blocks``)."""
+    return {"theme": gr.themes.Soft(), "css": PAGE_CSS}
 
 
 def example_files(path: Path = EXAMPLES_JSON) -> list[tuple[str, str]]:
@@ -62,8 +75,7 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     examples = example_files() if examples is None else examples
     h, w = bundle.spec.size
 
-    def predict(image_file, class_choice: str = PREDICTED, opacity: float = 0.4):
-        """Classify one MRI slice and return (probabilities, [original, heatmap, overlay], note)."""
+    def run_explainer(image_file, class_choice, opacity, method):
         if image_file is None:
             raise gr.Error(f"Upload an image first ({ACCEPTED} or DICOM).")
         path = image_file if isinstance(image_file, str) else getattr(image_file, "name", image_file)
@@ -72,37 +84,61 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
             opacity = float(opacity)
             if not 0.0 <= opacity <= 1.0:
                 raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
-            exp = explainer.explain(path, class_name)
+            return explainer.explain(path, class_name, method=method or DEFAULT_METHOD), opacity
         except (ExplainError, ValueError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+
+    def predict(image_file, class_choice: str = PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD):
+        """Classify one MRI slice and return (probabilities, [original, heatmap, overlay], note)."""
+        exp, opacity = run_explainer(image_file, class_choice, opacity, method)
+        title = METHODS[exp.method].label
         gallery = [
             (exp.image, "Original"),
-            (exp.heatmap_rgb(), f"Grad-CAM heatmap ({exp.explained})"),
+            (exp.heatmap_rgb(), f"{title} heatmap ({exp.explained})"),
             (exp.overlay(opacity), f"Overlay, opacity {opacity:.2f}"),
         ]
         return exp.probabilities, gallery, _markdown_note(exp)
+
+    def compare(image_file, class_choice: str = PREDICTED, opacity: float = 0.4):
+        """Overlays of every CAM method for one image (same class), as a gallery."""
+        items = []
+        for name, cls in METHODS.items():
+            exp, opacity = run_explainer(image_file, class_choice, opacity, name)
+            items.append((exp.overlay(opacity), f"{cls.label} ({exp.explained})"))
+        return items
 
     with gr.Blocks(title="Brain MRI Grad-CAM", delete_cache=delete_cache) as demo:
         gr.Markdown("# Brain MRI tumour classifier with Grad-CAM")
         gr.Markdown(DISCLAIMER, elem_id="disclaimer")
         with gr.Row():
             with gr.Column(scale=2):
-                image = gr.File(label=f"MRI slice ({ACCEPTED} or DICOM)", file_count="single",
+                # Short label: the full format list overflowed the label on a phone;
+                # it is in the error message a wrong file gets.
+                image = gr.File(label="MRI slice (image or DICOM)", file_count="single",
                                 file_types=["image", ".dcm", ".tif", ".tiff"], elem_id="image-input")
                 class_choice = gr.Dropdown([PREDICTED] + list(bundle.labels), value=PREDICTED,
                                            label="Class to explain")
                 opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Heatmap opacity")
+                method = gr.Dropdown([(cls.label, name) for name, cls in METHODS.items()],
+                                     value=DEFAULT_METHOD, label="CAM method",
+                                     info=f"Gradient-free ({', '.join(GRADIENT_FREE_METHODS)}) are slower.")
                 run = gr.Button("Explain", variant="primary", elem_id="run")
+                compare_button = gr.Button("Compare all methods", elem_id="compare")
             with gr.Column(scale=3):
                 label = gr.Label(num_top_classes=len(bundle.labels), label="Class probabilities",
                                  elem_id="probabilities")
+                # height="auto" still gets Gradio's 450px minimum, leaving a blank band
+                # under the one row of images; fit-content sizes the gallery to them.
                 gallery = gr.Gallery(label="Original, heatmap, overlay", columns=3, format="png",
-                                     height="auto", object_fit="contain", elem_id="gallery")
+                                     height="fit-content", object_fit="contain", elem_id="gallery")
                 note = gr.Markdown(elem_id="note")
-        inputs, outputs = [image, class_choice, opacity], [label, gallery, note]
+                comparison = gr.Gallery(label="All methods (overlays)", columns=4, format="png",
+                                        height="fit-content", object_fit="contain", elem_id="comparison")
+        inputs, outputs = [image, class_choice, opacity, method], [label, gallery, note]
         run.click(predict, inputs, outputs, api_name="predict", concurrency_id="model")
-        for control in (class_choice, opacity):
-            control.change(lambda f, c, o: predict(f, c, o) if f else (None, None, ""), inputs, outputs,
+        compare_button.click(compare, inputs[:3], [comparison], api_name="compare", concurrency_id="model")
+        for control in (class_choice, opacity, method):
+            control.change(lambda f, c, o, m: predict(f, c, o, m) if f else (None, None, ""), inputs, outputs,
                            api_visibility="private", concurrency_id="model", show_progress="hidden")
         if examples:
             gr.Examples([[f] for f, _ in examples], inputs=[image], outputs=outputs,
@@ -175,7 +211,7 @@ def main(argv=None) -> int:
     age = args.delete_uploads_after
     demo = build_demo(bundle, explainer=explainer, delete_cache=(age, age) if age > 0 else None)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-                max_file_size=int(args.max_upload_mb * 2**20), theme=gr.themes.Soft(), show_error=True)
+                max_file_size=int(args.max_upload_mb * 2**20), show_error=True, **page_style())
     return 0
 
 

@@ -6,7 +6,8 @@ here, so that a file looks the same to the model whichever way it arrives.
 Output of :func:`decode_image`: ``np.uint8`` array of shape ``(H, W, 3)``,
 RGB, values 0..255, EXIF orientation applied. Grayscale sources are
 replicated to three channels; colour conversion for the model happens later,
-in :mod:`explain.preprocess`.
+in :mod:`explain.preprocess`. DICOM files are recognised by their header (or a
+``.dcm`` name) and handed to :mod:`explain.dicom`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,20 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 ACCEPTED = "PNG, JPEG, BMP, TIFF, WebP or GIF"
 
-# Pillow's own bomb guard raises a generic error at 2x this value; the explicit
-# check in _check_size gives a clearer message first, so lift Pillow's limit
-# just above the largest value any caller is likely to configure.
+#: The same list with DICOM, for messages about any upload.
+ACCEPTED_ALL = "PNG, JPEG, BMP, TIFF, WebP, GIF or DICOM"
+# Only these Pillow readers are reachable from an upload: the rarely used ones
+# (PSD, PCX, TGA, ...) are attack surface without a use here.
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
+
+DICOM_MAGIC = b"DICM"
+DICOM_MAGIC_OFFSET = 128
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+# Pillow's own bomb guard would raise a generic error (or only warn) at a fixed
+# size whatever max_pixels a caller configured; _check_pixels runs on the
+# header before any decoding and gives a clearer message, so Pillow's is off.
+# Note this setting is process-wide.
 Image.MAX_IMAGE_PIXELS = None
 
 
@@ -44,10 +56,13 @@ def decode_image(
 ) -> np.ndarray:
     """Decode ``source`` into an RGB ``uint8`` array of shape ``(H, W, 3)``.
 
-    ``source`` may be a path, the encoded bytes, a PIL image or a numpy array
-    (``(H, W)``, ``(H, W, 1|3|4)``; uint8 is taken as is, other dtypes are
-    scaled by their finite range). Raises :class:`ImageDecodeError` with a
-    message fit to show to a person.
+    ``source`` may be a path, the encoded bytes (any format Pillow reads, or
+    DICOM), a PIL image or a numpy array (``(H, W)``, ``(H, W, 1|3|4)``; uint8
+    is taken as is, other dtypes are scaled by their finite range, see
+    :func:`_scale_to_uint8`). ``max_bytes`` bounds the encoded size and
+    ``max_pixels`` the width times height; both are checked before any pixel
+    is decoded. Raises :class:`ImageDecodeError` with a message fit to show
+    to a person.
     """
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
@@ -55,23 +70,44 @@ def decode_image(
         _check_pixels(source.size, max_pixels)
         return _from_pil(source)
     data = _read_bytes(source, max_bytes)
+    if is_dicom(data) or _has_dicom_suffix(source):
+        from .dicom import read_dicom  # keeps pydicom off the import path of PNG/JPEG users
+
+        return read_dicom(data, max_pixels=max_pixels)
+    # Pillow's exception texts can quote raw chunk bytes, so they go to the
+    # chained cause (logs), never into the message shown to the person.
     try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
+        image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
+    except UnidentifiedImageError as exc:
         raise ImageDecodeError(
-            f"This file is not an image that can be read. Accepted: {ACCEPTED}."
-        ) from None
+            f"This file is not an image that can be read. Accepted: {ACCEPTED_ALL}."
+        ) from exc
     except Exception as exc:  # Pillow raises many types for corrupt headers
-        raise ImageDecodeError(f"The image header is damaged ({exc}).") from None
+        raise ImageDecodeError(
+            "The image header is damaged. Re-save the image and try again."
+        ) from exc
     _check_pixels(image.size, max_pixels)
     try:
         image.load()
     except Exception as exc:
         raise ImageDecodeError(
-            f"The image data is truncated or damaged ({_short(exc)}). "
-            "Re-save the image and try again."
-        ) from None
+            "The image data is truncated or damaged. Re-save the image and try again."
+        ) from exc
     return _from_pil(image)
+
+
+def is_dicom(data: bytes) -> bool:
+    """True when ``data`` carries the DICOM Part 10 marker 'DICM' at offset 128."""
+    end = DICOM_MAGIC_OFFSET + len(DICOM_MAGIC)
+    return len(data) >= end and data[DICOM_MAGIC_OFFSET:end] == DICOM_MAGIC
+
+
+def _has_dicom_suffix(source) -> bool:
+    # Files written without the 128-byte preamble are still DICOM; only the
+    # name says so.
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    return Path(source).suffix.lower() in DICOM_SUFFIXES
 
 
 def _read_bytes(source, max_bytes: int) -> bytes:
@@ -115,16 +151,31 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         )
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) < 120 else text[:117] + "..."
-
-
 def _from_pil(image: Image.Image) -> np.ndarray:
     """PIL image of any mode -> (H, W, 3) uint8 RGB."""
-    if getattr(image, "n_frames", 1) > 1:
-        image.seek(0)  # multi-frame GIF/TIFF: the first frame is the image shown
-    image = ImageOps.exif_transpose(image)
+    try:
+        # Multi-frame GIF/TIFF: the first frame is the image shown. tell()
+        # rather than n_frames, which would walk (and trip on) later frames.
+        if image.tell() != 0:
+            image.seek(0)
+        image = ImageOps.exif_transpose(image)
+    except Exception as exc:
+        raise ImageDecodeError(
+            "The image data or its EXIF metadata is damaged. Re-save the image and try again."
+        ) from exc
+    try:
+        return _pil_to_rgb(image)
+    except ImageDecodeError:
+        raise
+    except Exception as exc:
+        # Rare modes (LAB, HSV, ...): the person can only re-save the file.
+        raise ImageDecodeError(
+            f"This image's colour mode ({image.mode}) cannot be converted to RGB. "
+            "Re-save it as an 8-bit RGB or greyscale PNG or JPEG."
+        ) from exc
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         return _from_array(np.asarray(image), max_pixels=None)
@@ -148,7 +199,12 @@ def _composite_on_black(image: Image.Image) -> np.ndarray:
 
 
 def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:
+    """(H, W), (H, W, 1|3|4) array of any real dtype -> new (H, W, 3) uint8 array."""
     array = np.asarray(array)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+        raise ImageDecodeError(
+            f"An image array must hold real numbers; got dtype {array.dtype}."
+        )
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
@@ -157,24 +213,61 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:
         )
     if max_pixels is not None:
         _check_pixels((array.shape[1], array.shape[0]), max_pixels)
-    if array.dtype != np.uint8:
+    if array.ndim == 3 and array.shape[2] == 4 and array.dtype != np.uint8:
+        # Alpha is a coverage fraction, not an intensity: stretching it with
+        # the colour range would make a half-transparent pixel opaque.
+        rgb = _scale_to_uint8(array[:, :, :3])
+        alpha = _alpha_to_uint8(array[:, :, 3])
+        array = np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    elif array.dtype != np.uint8:
         array = _scale_to_uint8(array)
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
     if array.shape[2] == 4:
-        return _composite_on_black(Image.fromarray(array, "RGBA"))
-    return np.ascontiguousarray(array)
+        return _composite_on_black(Image.fromarray(np.ascontiguousarray(array), "RGBA"))
+    # A copy, so that a caller's array is never aliased by the decoded image.
+    return np.array(array, dtype=np.uint8, order="C", copy=True)
 
 
 def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
-    """Scale by the real finite range (16-bit MRI rarely uses the full 0..65535)."""
+    """Any real array -> uint8 array of the same shape, stretched to 0..255.
+
+    The finite range maps to 0..255 (16-bit MRI rarely uses the full
+    0..65535). +inf saturates to 255, -inf and NaN become 0 (background).
+    bool maps False/True to 0/255. A constant image has no range to stretch,
+    so it keeps its level relative to the dtype instead (an all-white 16-bit
+    image stays white rather than turning black).
+    """
     values = array.astype(np.float64)
     finite = np.isfinite(values)
     if not finite.any():
         raise ImageDecodeError("The image holds no finite pixel values (all NaN or infinite).")
-    low, high = values[finite].min(), values[finite].max()
     if array.dtype == bool:
-        low, high = 0.0, 1.0
-    scaled = np.zeros_like(values) if high <= low else (values - low) / (high - low)
-    scaled[~finite] = 0.0
+        scaled = values
+    else:
+        low, high = values[finite].min(), values[finite].max()
+        if high > low:
+            scaled = (values - low) / (high - low)
+        else:
+            scaled = np.full_like(values, _constant_level(low, array.dtype))
+    scaled[np.isnan(values)] = 0.0
+    scaled[values == np.inf] = 1.0
+    scaled[values == -np.inf] = 0.0
     return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+
+
+def _constant_level(value: float, dtype: np.dtype) -> float:
+    """0..1 brightness of a constant image: integers against their dtype maximum, floats as 0..1."""
+    if np.issubdtype(dtype, np.integer):
+        return min(max(value / np.iinfo(dtype).max, 0.0), 1.0)
+    return min(max(value, 0.0), 1.0)
+
+
+def _alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
+    """Alpha plane of any dtype -> uint8: integers against their dtype maximum, floats as 0..1."""
+    if alpha.dtype == bool:
+        return alpha.astype(np.uint8) * 255
+    values = np.nan_to_num(alpha.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+    if np.issubdtype(alpha.dtype, np.integer):
+        values = values / np.iinfo(alpha.dtype).max
+    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)

@@ -91,6 +91,30 @@ class CamEngine:
         out = self._explain_fn(dummy, np.array([-1], np.int32))  # trace now, not on the first request
         self.num_classes = int(out[0].shape[-1])
         self.map_shape = tuple(int(d) for d in out[2].shape[1:])
+        self._verify_logits()
+
+    def _verify_logits(self) -> None:
+        """Fail at start-up if the captured logits do not reproduce the model's own output.
+
+        The Dense head's pre-activation is recomputed from its kernel and bias;
+        a head with extra behaviour (quantisation, a custom call) would make
+        every map silently wrong, so compare once against ``model(x)``.
+        """
+        x = np.random.default_rng(0).uniform(0.0, 1.0, (2,) + self.input_shape).astype(np.float32)
+        _, logits = tf.function(self._forward)(tf.constant(x))
+        if self._activation == "sigmoid":
+            rebuilt = tf.sigmoid(logits)
+        elif self._activation == "softmax":
+            rebuilt = tf.nn.softmax(logits, axis=-1)
+        else:
+            rebuilt = logits
+        expected = self.model(x, training=False)
+        if not np.allclose(np.asarray(rebuilt), np.asarray(expected), atol=1e-4):
+            raise LayerError(
+                f"The logits captured before {self._head.name!r} do not reproduce the model's output; "
+                "Grad-CAM on this head would be wrong. Supported heads: Dense with softmax/sigmoid/linear, "
+                "or an Activation/Softmax layer."
+            )
 
     # -- graph pieces -------------------------------------------------------
     def _forward(self, x):
@@ -210,6 +234,8 @@ def _head_activation(layer) -> str:
     name = getattr(activation, "__name__", None)
     if name in ("softmax", "sigmoid"):
         return name
+    if name == "linear":
+        return "linear_output"
     if isinstance(layer, keras.layers.Activation) or (
         activation is not None and name not in ("linear", None)
     ):

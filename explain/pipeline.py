@@ -15,7 +15,7 @@ from .bundle import Bundle
 from .decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from .engine import CamEngine
 from .layers import LayerPath, find_target_layer
-from .methods import get_method
+from .methods import METHODS, compute_maps, get_method, is_gradient_free
 from .overlay import blend, colorize, upsample
 from .preprocess import EXPECTED_RANGE, preprocess
 
@@ -74,8 +74,16 @@ class Explainer:
         self.engine(method)  # trace at start-up, not on the first request
 
     def engine(self, method: str | None = None) -> CamEngine:
-        """The compiled engine for ``method`` (built and traced on first use, then reused)."""
+        """The compiled engine for gradient ``method`` (built and traced on first use, then reused).
+
+        Gradient-free methods run their own passes on top of the default
+        gradient engine, which then only provides the probabilities.
+        """
         name = (method or self.default_method).lower()
+        if name not in METHODS:
+            raise ValueError(f"Unknown CAM method {name!r}; available: {', '.join(METHODS)}")
+        if is_gradient_free(name):
+            name = DEFAULT_METHOD
         with self._lock:
             if name not in self._engines:
                 self._engines[name] = CamEngine(
@@ -106,9 +114,13 @@ class Explainer:
         """Explain several images in one compiled call (same maps as one by one)."""
         loaded = [self.load(s) for s in sources]
         names = list(class_names) if class_names is not None else [None] * len(loaded)
-        engine = self.engine(method)
+        name = (method or self.default_method).lower()
+        engine = self.engine(name)
         batch = np.stack([x for _, x in loaded])
         result = engine.explain(batch, [self.class_index(n) for n in names])
+        if is_gradient_free(name):
+            # Explain the same classes the gradient pass resolved (predicted or requested).
+            result.maps, result.empty = compute_maps(engine, batch, result.classes, method=name)
         out = []
         for i, (image, x) in enumerate(loaded):
             heatmap = upsample(result.maps[i], image.shape[:2], blur_sigma)
@@ -118,7 +130,7 @@ class Explainer:
                 predicted=self.labels[int(np.argmax(result.probs[i]))],
                 explained=self.labels[int(result.classes[i])],
                 cam=result.maps[i], heatmap=heatmap, empty=bool(result.empty[i]),
-                layer=self.target.name, method=engine.method.name,
+                layer=self.target.name, method=name,
                 preprocessing=self.spec.preprocessing,
                 checks=self._checks(x, result.probs[i], result.maps[i], bool(result.empty[i])),
             ))

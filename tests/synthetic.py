@@ -58,3 +58,33 @@ def write_png(path, array):
 
     Image.fromarray(np.asarray(array, np.uint8)).save(path)
     return path
+
+
+def write_dataset(root, per_class: int = 14, size: int = 48):
+    """A folder laid out like the real dataset: images + clean_split.csv; returns ``root``.
+
+    Class k has a bright bar at height 8k; of each class's images the first
+    10 are train, 2 val, the rest test. Every third image is a tinted RGB file,
+    as in the real data.
+    """
+    import csv
+    from pathlib import Path
+
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, label in enumerate(LABELS):
+        (root / "Training" / label).mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 60, (size, size), dtype=np.uint8)
+            image[8 * k:8 * k + 12, 10:30] = 230
+            if i % 3 == 0:
+                image = np.stack([image, image, np.clip(image.astype(int) + 20, 0, 255)], -1).astype(np.uint8)
+            path = f"Training/{label}/img_{i:02d}.png"
+            write_png(root / path, image)
+            rows.append((path, label, "train" if i < 10 else ("val" if i < 12 else "test")))
+    with open(root / "clean_split.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split"])
+        writer.writerows(rows)
+    return root

@@ -70,3 +70,17 @@ def test_run_command_without_a_model_says_how_to_make_one(tmp_path, monkeypatch,
     assert app_module.main([]) == 2
     err = capsys.readouterr().err
     assert "no model bundle" in err and "python -m training.train" in err
+
+
+def test_method_choice_and_compare_view(running_app):
+    from gradio_client import Client, handle_file
+
+    from explain.methods import METHODS
+
+    url, image, _ = running_app
+    client = Client(url, verbose=False)
+    _, gallery, note = client.predict(handle_file(str(image)), "glioma", 0.4, "hirescam", api_name="/predict")
+    assert len(gallery) == 3 and "method hirescam" in note
+    overlays = client.predict(handle_file(str(image)), "glioma", 0.4, api_name="/compare")
+    assert len(overlays) == len(METHODS)
+    assert [o["caption"].split(" (")[0] for o in overlays] == [m.label for m in METHODS.values()]

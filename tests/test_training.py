@@ -1,6 +1,5 @@
 """Training code on a tiny synthetic dataset: same tensors as the app, runs end to end, resumes."""
 
-import csv
 import json
 
 import numpy as np
@@ -9,32 +8,14 @@ import pytest
 from explain.bundle import load_bundle
 from explain.decode import decode_image
 from explain.preprocess import InputSpec, preprocess
-from synthetic import LABELS, write_png
+from synthetic import LABELS, write_dataset
 from training import data as D
 from training.train import main as train_main
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """A folder laid out like the real one: images + clean_split.csv (train/val/test)."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    rows = []
-    for k, label in enumerate(LABELS):
-        (root / "Training" / label).mkdir(parents=True)
-        for i in range(14):
-            image = rng.integers(0, 60, (48, 48), dtype=np.uint8)
-            image[8 * k:8 * k + 12, 10:30] = 230  # class k: a bright bar at height 8k
-            if i % 3 == 0:  # some RGB files with a tint, as in the real data
-                image = np.stack([image, image, np.clip(image.astype(int) + 20, 0, 255)], -1).astype(np.uint8)
-            path = f"Training/{label}/img_{i:02d}.png"
-            write_png(root / path, image)
-            rows.append((path, label, "train" if i < 10 else ("val" if i < 12 else "test")))
-    with open(root / "clean_split.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "split"])
-        writer.writerows(rows)
-    return root
+    return write_dataset(tmp_path_factory.mktemp("data"))
 
 
 def test_training_batches_equal_app_preprocessing(dataset, tmp_path):

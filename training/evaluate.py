@@ -255,7 +255,7 @@ def draw_reliability(bins: dict, ece: float, title: str):
     draw.line([px(0, 0), px(1, 1)], fill=(0, 0, 0), width=1)
     draw.rectangle([left, top, left + size, top + size], outline=(0, 0, 0))
     _text(draw, (left + size // 2, top + size + 32), "confidence (top-class probability)", small)
-    _text(draw, (18, top + size // 2), "acc", small)
+    _text(draw, (left, top - 8), "accuracy", small, anchor="lb")
     # Count strip: bar height on a sqrt scale so a few images in a bin stay visible.
     base = top + size + 50 + strip - 10
     peak = max(max(counts), 1)
@@ -312,11 +312,13 @@ def main(argv=None) -> int:
     if args.calibrate:
         if args.split == "val":
             print("warning: --calibrate fits on val, so val metrics are in-sample", file=sys.stderr)
-        val_logits, val_y = (logits, y) if args.split == "val" else (
-            predictor.logits(load_split(folder, D.read_split(folder, "val", args.csv), bundle, cache)[0]),
-            np.array([labels.index(i.label) for i in D.read_split(folder, "val", args.csv)], np.int64))
+        if args.split == "val":
+            val_logits, val_y = logits, y
+        else:
+            val_pixels, val_y = load_split(folder, D.read_split(folder, "val", args.csv), bundle, cache)
+            val_logits = predictor.logits(val_pixels)
         temperature = M.fit_temperature(val_logits, val_y)
-        before, after = M.softmax(logits, bundle.temperature), M.softmax(logits, temperature)
+        before = M.softmax(logits, bundle.temperature)
         calibration = {
             "fitted_on": "val",
             "val_images": int(len(val_y)),

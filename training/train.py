@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     for split in ("train", "val"):
         items = D.read_split(folder, split, args.csv)
         if args.limit and len(items) > args.limit:
-            # An even stride keeps every class in a small subset (the csv is sorted by class).
+            # An even stride keeps every class in a small subset (the csv is grouped by class folder).
             items = [items[int(i * len(items) / args.limit)] for i in range(args.limit)]
         splits[split] = items
     cache = Path(args.cache) if args.cache else None

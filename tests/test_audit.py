@@ -1,0 +1,30 @@
+"""The audit command runs end to end, writes its reports and resumes from its cache."""
+
+import json
+
+from explain.audit import main as audit_main
+from synthetic import write_dataset, write_tiny_bundle
+
+
+def test_audit_writes_reports_and_resumes(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", per_class=13)
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    out = tmp_path / "audit"
+    args = ["--model", str(bundle), "--data", str(data), "--split", "test", "--methods", "gradcam", "eigencam",
+            "--steps", "4", "--bootstrap", "50", "--sanity-images", "2", "--out", str(out)]
+    assert audit_main(args) == 0
+    report = json.loads((out / "audit.json").read_text())
+    assert report["n_images"] == 4
+    overall = report["summary"]["overall"]
+    assert set(overall) == {"gradcam", "eigencam", "random", "centre"}
+    for stats in overall.values():
+        for metric in ("deletion_auc", "insertion_auc", "head_energy"):
+            assert 0.0 <= stats[metric]["low"] <= stats[metric]["mean"] <= stats[metric]["high"] <= 1.0
+    assert set(report["summary"]["per_class"]) == {"glioma", "meningioma", "notumor", "pituitary"}
+    assert len(report["sanity"]["methods"]["gradcam"]) == len(report["sanity"]["layers"]) > 0
+    assert "| Grad-CAM |" in (out / "audit.md").read_text()
+
+    cached = (out / "cache.jsonl").read_text().splitlines()
+    assert len(cached) == 4 * 4  # 4 images x (2 methods + 2 baselines)
+    assert audit_main(args) == 0  # second run: everything from the cache
+    assert (out / "cache.jsonl").read_text().splitlines() == cached

@@ -1,0 +1,184 @@
+"""The app as a person uses it: a real headless Chromium driven by Playwright.
+
+Playwright cannot download its own browser on these machines, so the test runs
+Debian's Chromium (``/usr/bin/chromium``, installed by ``.ci/run``). It is
+skipped, with the reason, only when that browser or the playwright package is
+missing. Screenshots at a desktop and a phone width land in ``tests/artifacts/``
+(git-ignored) so that a person can look at the layout after a run.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import app as app_module
+from explain.bundle import load_bundle
+from explain.pipeline import Explainer
+from synthetic import LABELS, write_png, write_tiny_bundle
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# Flags for a root user on a machine with no display and a closed network: without
+# the background-networking ones Chromium keeps trying to reach Google's hosts.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# One prediction of the tiny model takes well under a second; the first one also
+# builds the Grad-CAM graph, and the machine may be busy, hence the margin.
+TIMEOUT_MS = 60_000
+BAD_FILE_MESSAGE = "This file is not an image that can be read"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+expect = sync_api.expect
+# Playwright's assertions wait 5 s by default; the first prediction can take longer.
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def expected_note(explainer: Explainer, path: Path) -> str:
+    """The first line the app writes in #note for ``path``, computed offline."""
+    exp = explainer.explain(str(path))
+    return f"Prediction: {exp.predicted} ({exp.probabilities[exp.predicted]:.1%})."
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app on a free port, with one example; yields (url, folder, bundle)."""
+    folder = tmp_path_factory.mktemp("browser")
+    bundle = load_bundle(write_tiny_bundle(folder / "bundle"))
+    rng = np.random.default_rng(1)
+    example = write_png(folder / "example_slice.png", rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    demo = app_module.build_demo(bundle, examples=[(str(example), "test example")])
+    port = free_port()
+    # Styled as `python app.py` launches it: the layout checks below depend on its CSS.
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                show_error=True, **app_module.page_style())
+    try:
+        yield f"http://127.0.0.1:{port}/", folder, bundle
+    finally:
+        demo.close()
+
+
+@pytest.fixture()
+def page(tmp_path):
+    """A page in a fresh Chromium profile (nothing cached from an earlier run)."""
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport=DESKTOP)
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+def choose_file(page, path: Path):
+    """Put ``path`` into the file component as a person would: clear the old file, then pick."""
+    # Once a file is chosen Gradio replaces the drop zone (and its input) with a
+    # file table; its Clear button brings the drop zone back.
+    clear = page.locator("#image-input").get_by_role("button", name="Clear")
+    if clear.count():
+        clear.click()
+    # The real <input type=file> is hidden behind the drop zone; Playwright can
+    # still set files on it, which is what the browser's file chooser does.
+    page.locator("#image-input input[type=file]").set_input_files(str(path))
+    expect_chosen(page, path)
+
+
+def expect_chosen(page, path: Path):
+    """The file component lists ``path`` (it renders stem and suffix in separate cells)."""
+    expect(page.locator("#image-input")).to_contain_text(path.stem)
+
+
+def wait_for_result(page, note_line: str):
+    """Wait until the label lists every class, the gallery holds 3 images and #note says ``note_line``."""
+    expect(page.locator("#note")).to_contain_text(note_line)
+    for name in LABELS:
+        expect(page.locator("#probabilities")).to_contain_text(name)
+    expect(page.locator("#gallery img")).to_have_count(3)
+    for img in page.locator("#gallery img").all():
+        # naturalWidth > 0: the browser fetched and decoded the PNG, not just an <img> tag.
+        expect(img).to_have_js_property("complete", True)
+        assert img.evaluate("el => el.naturalWidth") > 0
+
+
+def image_boxes(page) -> list[dict]:
+    return [img.bounding_box() for img in page.locator("#gallery img").all()]
+
+
+def test_upload_explain_example_and_bad_file_in_a_real_browser(served, page):
+    url, folder, bundle = served
+    explainer = Explainer(bundle)
+    upload = write_png(folder / "uploaded_slice.png",
+                       np.random.default_rng(2).integers(0, 256, (48, 64), dtype=np.uint8))
+    example = folder / "example_slice.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    page.goto(url)
+    expect(page.locator("#disclaimer")).to_be_visible()
+    expect(page.locator("#disclaimer")).to_contain_text("not a medical device")
+    expect(page.locator("#run")).to_be_visible()
+    # Gradio loads some components lazily; wait for the last ones before the screenshot.
+    expect(page.locator("#gallery")).to_be_visible()
+    expect(page.get_by_text("test example", exact=True)).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "browser-start-1280x800.png"), full_page=True)
+
+    # Upload and explain.
+    choose_file(page, upload)
+    page.locator("#run").click()
+    wait_for_result(page, expected_note(explainer, upload))
+    page.screenshot(path=str(ARTIFACTS / "browser-desktop-1280x800.png"), full_page=True)
+    # Desktop: the three images side by side, and the gallery no taller than its
+    # one row of images needs (Gradio's default minimum height left a blank band).
+    boxes = image_boxes(page)
+    assert len({round(b["y"]) for b in boxes}) == 1, boxes
+    gallery_height = page.locator("#gallery").bounding_box()["height"]
+    assert gallery_height < 1.5 * boxes[0]["height"] + 80, (gallery_height, boxes)
+
+    # The same result at a phone width: nothing overflows sideways and the
+    # images are stacked, each about as wide as the screen.
+    page.set_viewport_size(PHONE)
+    expect(page.locator("#run")).to_be_visible()
+    page.wait_for_function("document.querySelector('#gallery img').getBoundingClientRect().width > 250")
+    page.screenshot(path=str(ARTIFACTS / "browser-phone-390x844.png"), full_page=True)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"page is {overflow}px wider than a 390px screen"
+    boxes = image_boxes(page)
+    assert all(b["width"] > 250 for b in boxes), boxes
+    assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"], boxes
+    page.set_viewport_size(DESKTOP)
+
+    # The example runs the model on its own image (run_on_click).
+    page.get_by_text("test example", exact=True).click()
+    expect_chosen(page, example)
+    wait_for_result(page, expected_note(explainer, example))
+
+    # A .png that is really text: the decoder's message in an error toast, no stack trace.
+    bad = folder / "not_really.png"
+    bad.write_text("this is a text file, not a picture\n" * 20)
+    choose_file(page, bad)
+    page.locator("#run").click()
+    toast = page.locator("[data-testid=toast-text]").filter(has_text=BAD_FILE_MESSAGE)
+    expect(toast).to_be_visible()
+    # The toast slides in from the right; let it settle so the screenshot shows it.
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "browser-error-toast-1280x800.png"))
+    assert "Traceback" not in page.locator("body").inner_text()
+
+    # After the error the page still works.
+    choose_file(page, upload)
+    page.locator("#run").click()
+    wait_for_result(page, expected_note(explainer, upload))

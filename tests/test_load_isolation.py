@@ -1,0 +1,240 @@
+"""Many clients at once: no failures, no crosstalk between requests, steady memory.
+
+The app runs in its own process (so that its RSS is the server's alone) and
+``LOAD_WORKERS`` gradio_client workers each send ``LOAD_REQUESTS`` requests at the
+same time, each with one of a set of distinct synthetic images and a class to
+explain. Every answer must equal the offline prediction for *its own* image and
+class (probabilities to 1e-5, same original size, same explained class); with
+one queue and one model, a mix-up between concurrent requests would show here.
+In the middle, one worker uploads a broken file: it must get its error and the
+others must not notice.
+
+Counts: 8 workers x 6 requests by default (CI time); ``LOAD_FULL=1`` runs
+8 x 25; ``LOAD_WORKERS`` / ``LOAD_REQUESTS`` set them directly. The server's
+RSS over the run is written to ``tests/artifacts/load-report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+import app as app_module
+from explain.bundle import load_bundle
+from explain.pipeline import Explainer
+from synthetic import LABELS, write_png, write_tiny_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+FULL = os.environ.get("LOAD_FULL") == "1"
+WORKERS = int(os.environ.get("LOAD_WORKERS", 8))
+REQUESTS = int(os.environ.get("LOAD_REQUESTS", 25 if FULL else 6))
+N_IMAGES = 12
+CLASS_CHOICES = [app_module.PREDICTED] + LABELS
+# Growth of the server's RSS from after warm-up to the end of the load that is
+# still "steady": TF and the HTTP stack keep some caches, a leak per request
+# (a decoded image, a kept gallery) would be several MB per request.
+MAX_RSS_GROWTH_MB = 150
+READY_TIMEOUT_S = 120
+
+SERVER = """
+import sys
+sys.path.insert(0, sys.argv[3])
+import app
+from explain.bundle import load_bundle
+demo = app.build_demo(load_bundle(sys.argv[1]), examples=[])
+demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"server not listening after {READY_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")
+
+
+def make_images(folder: Path) -> list[Path]:
+    """Distinct images: different sizes, noise seeds, and a bright disk in some."""
+    paths = []
+    for i in range(N_IMAGES):
+        rng = np.random.default_rng(100 + i)
+        h, w = 32 + 4 * i, 40 + 3 * (i % 5)
+        image = rng.integers(0, 120, (h, w), dtype=np.uint8)
+        if i % 3:
+            yy, xx = np.mgrid[:h, :w]
+            cy, cx = rng.integers(6, h - 6), rng.integers(6, w - 6)
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 <= 25] = 255
+        paths.append(write_png(folder / f"load_{i:02d}.png", image))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app in a child process; yields (url, psutil.Process, folder, bundle path)."""
+    folder = tmp_path_factory.mktemp("load")
+    bundle_dir = write_tiny_bundle(folder / "bundle")
+    port = free_port()
+    log = folder / "server.log"
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", TF_CPP_MIN_LOG_LEVEL="3")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", SERVER, str(bundle_dir), str(port), str(ROOT)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder)
+    try:
+        wait_for_port(port, proc, log)
+        yield f"http://127.0.0.1:{port}/", psutil.Process(proc.pid), folder, bundle_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's RSS (MB) every ``interval`` seconds until stopped."""
+
+    def __init__(self, process: psutil.Process, interval: float = 0.25):
+        super().__init__(daemon=True)
+        self.process, self.interval = process, interval
+        self.samples: list[float] = []
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            self.samples.append(self.process.memory_info().rss / 2**20)
+            self._halt.wait(self.interval)
+
+    def stop(self) -> list[float]:
+        self._halt.set()
+        self.join()
+        return self.samples
+
+
+def confidences(label: dict) -> dict[str, float]:
+    return {c["label"]: c["confidence"] for c in label["confidences"]}
+
+
+def check_answer(answer, expected: dict, image: Path) -> list[str]:
+    """Differences between one /predict answer and the offline result for ``image`` (empty: equal)."""
+    label, gallery, note = answer
+    problems = []
+    got = confidences(label)
+    if set(got) != set(expected["probabilities"]):
+        return [f"{image.name}: classes {sorted(got)}"]
+    worst = max(abs(got[k] - v) for k, v in expected["probabilities"].items())
+    if worst > 1e-5:
+        problems.append(f"{image.name}: probabilities differ by {worst:.2e}")
+    with Image.open(gallery[0]["image"]) as original:
+        if original.size != expected["size"]:
+            problems.append(f"{image.name}: original is {original.size}, expected {expected['size']}")
+    if f"Heatmap of:** {expected['explained']}" not in note:
+        problems.append(f"{image.name}: note explains another class: {note!r}")
+    return problems
+
+
+def test_concurrent_clients_get_their_own_answers(server):
+    from gradio_client import Client, handle_file
+
+    url, process, folder, bundle_dir = server
+    images = make_images(folder)
+    explainer = Explainer(load_bundle(bundle_dir))
+    expected = {}
+    for path in images:
+        for choice in CLASS_CHOICES:
+            exp = explainer.explain(str(path), None if choice == app_module.PREDICTED else choice)
+            with Image.open(path) as im:
+                size = im.size
+            expected[path, choice] = {"probabilities": exp.probabilities, "size": size,
+                                      "explained": exp.explained}
+    # The test can only see a mix-up if different images give different answers.
+    vectors = np.array([[expected[p, app_module.PREDICTED]["probabilities"][k] for k in LABELS] for p in images])
+    gaps = np.abs(vectors[:, None] - vectors[None]).max(-1) + np.eye(len(images))
+    assert gaps.min() > 1e-4, "synthetic images too alike to detect crosstalk"
+
+    broken = folder / "broken.png"
+    broken.write_text("not a picture\n" * 50)
+
+    # Warm-up: the first request builds the Grad-CAM graph; memory is measured after it.
+    warm = Client(url, verbose=False)
+    for path in images[:3]:
+        warm.predict(handle_file(str(path)), app_module.PREDICTED, 0.4, api_name="/predict")
+    rss_start = process.memory_info().rss / 2**20
+
+    start = threading.Barrier(WORKERS)
+    bad_upload_result: list[str] = []
+
+    def worker(w: int) -> tuple[int, list[str]]:
+        client = Client(url, verbose=False)
+        problems, done = [], 0
+        start.wait()
+        for r in range(REQUESTS):
+            k = w * REQUESTS + r
+            path = images[(k * 5 + w) % len(images)]
+            choice = CLASS_CHOICES[k % len(CLASS_CHOICES)]
+            opacity = round(0.1 + 0.8 * (k % 9) / 8, 2)
+            if w == 0 and r == REQUESTS // 2:
+                try:
+                    client.predict(handle_file(str(broken)), app_module.PREDICTED, 0.4, api_name="/predict")
+                    bad_upload_result.append("accepted")
+                except Exception as exc:  # gradio_client raises AppError with the app's message
+                    bad_upload_result.append(str(exc))
+            try:
+                answer = client.predict(handle_file(str(path)), choice, opacity, api_name="/predict")
+            except Exception as exc:
+                problems.append(f"{path.name} ({choice}): {type(exc).__name__}: {exc}")
+                continue
+            problems += check_answer(answer, expected[path, choice], path)
+            done += 1
+        return done, problems
+
+    sampler = RssSampler(process)
+    sampler.start()
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        results = list(pool.map(worker, range(WORKERS)))
+    elapsed = time.monotonic() - t0
+    samples = sampler.stop()
+    rss_end = process.memory_info().rss / 2**20
+
+    problems = [p for _, ps in results for p in ps]
+    done = sum(d for d, _ in results)
+    report = {
+        "workers": WORKERS, "requests_per_worker": REQUESTS, "answered": done, "problems": problems,
+        "seconds": round(elapsed, 1), "requests_per_second": round(done / elapsed, 2),
+        "rss_mb_after_warmup": round(rss_start, 1), "rss_mb_peak": round(max(samples + [rss_end]), 1),
+        "rss_mb_end": round(rss_end, 1), "rss_growth_mb": round(rss_end - rss_start, 1),
+        "bad_upload": bad_upload_result,
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "load-report.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+    assert not problems, problems[:10]
+    assert done == WORKERS * REQUESTS
+    assert len(bad_upload_result) == 1 and "not an image" in bad_upload_result[0], bad_upload_result
+    assert rss_end - rss_start < MAX_RSS_GROWTH_MB, report
