@@ -15,9 +15,16 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
-import gradio as gr
+# Set before gradio is imported: otherwise it phones home (analytics, version check)
+# at start-up, which a private deployment does not want and an offline one waits on.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np
+from PIL import Image
 
 from explain.bundle import Bundle, add_model_options, default_bundle_path, load_from_args
 from explain.decode import ACCEPTED, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
@@ -68,6 +75,27 @@ def _markdown_note(exp) -> str:
     return "\n\n".join(lines)
 
 
+def _result_pngs(cache_dir: str, items: list[tuple[str, np.ndarray, str]]) -> list[tuple[str, str]]:
+    """Write (name, uint8 array, caption) items as PNGs in a new folder of ``cache_dir``.
+
+    Returns (path, caption) pairs for a gr.Gallery. Why not hand Gradio the arrays:
+    it saves each one under a name derived from its content and rewrites that file in
+    place whenever the same picture comes again, so a client still downloading it from
+    an earlier request gets it empty or cut short (seen with concurrent requests for
+    one image). These files are new for every request and complete before their URLs
+    are handed out; inside the cache folder, Gradio serves them as they are and
+    removes them on the ``delete_cache`` schedule.
+    """
+    folder = Path(cache_dir) / "results" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    pairs = []
+    for name, array, caption in items:
+        path = folder / f"{name}.png"
+        Image.fromarray(array).save(path, format="PNG")
+        pairs.append((str(path), caption))
+    return pairs
+
+
 def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=None,
                delete_cache: tuple[int, int] | None = (3600, 3600)) -> gr.Blocks:
     """The Blocks UI for ``bundle``. ``examples``: list of (file, caption); default from examples.json."""
@@ -92,20 +120,20 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
         """Classify one MRI slice and return (probabilities, [original, heatmap, overlay], note)."""
         exp, opacity = run_explainer(image_file, class_choice, opacity, method)
         title = METHODS[exp.method].label
-        gallery = [
-            (exp.image, "Original"),
-            (exp.heatmap_rgb(), f"{title} heatmap ({exp.explained})"),
-            (exp.overlay(opacity), f"Overlay, opacity {opacity:.2f}"),
-        ]
-        return exp.probabilities, gallery, _markdown_note(exp)
+        pictures = _result_pngs(gallery.GRADIO_CACHE, [
+            ("original", exp.image, "Original"),
+            ("heatmap", exp.heatmap_rgb(), f"{title} heatmap ({exp.explained})"),
+            ("overlay", exp.overlay(opacity), f"Overlay, opacity {opacity:.2f}"),
+        ])
+        return exp.probabilities, pictures, _markdown_note(exp)
 
     def compare(image_file, class_choice: str = PREDICTED, opacity: float = 0.4):
         """Overlays of every CAM method for one image (same class), as a gallery."""
         items = []
         for name, cls in METHODS.items():
             exp, opacity = run_explainer(image_file, class_choice, opacity, name)
-            items.append((exp.overlay(opacity), f"{cls.label} ({exp.explained})"))
-        return items
+            items.append((name, exp.overlay(opacity), f"{cls.label} ({exp.explained})"))
+        return _result_pngs(comparison.GRADIO_CACHE, items)
 
     with gr.Blocks(title="Brain MRI Grad-CAM", delete_cache=delete_cache) as demo:
         gr.Markdown("# Brain MRI tumour classifier with Grad-CAM")

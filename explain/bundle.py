@@ -235,12 +235,24 @@ def _input_size(name, shape, input_size) -> tuple[int, int]:
     return int(model_size[0]), int(model_size[1])
 
 
+def _without_optimizer(model):
+    """The model alone: a compiled model would also store its optimizer state (3x the file)."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    # clone_model and model_from_json both carry the compile state over (and with it the
+    # optimizer's slots); get_config() holds the architecture alone.
+    lean = type(model).from_config(model.get_config())
+    lean.set_weights(model.get_weights())
+    return lean
+
+
 def save_bundle(bundle: Bundle, folder: str | Path) -> Path:
     """Write ``bundle`` to ``folder`` (model.keras, model.weights.h5, bundle.json)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    bundle.model.save(folder / MODEL_FILE)
-    bundle.model.save_weights(folder / WEIGHTS_FILE)
+    model = _without_optimizer(bundle.model)
+    model.save(folder / MODEL_FILE)
+    model.save_weights(folder / WEIGHTS_FILE)
     config = {
         "format": FORMAT,
         "version": VERSION,

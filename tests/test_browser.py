@@ -33,7 +33,8 @@ PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 60_000
 BAD_FILE_MESSAGE = "This file is not an image that can be read"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 expect = sync_api.expect

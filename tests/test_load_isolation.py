@@ -205,10 +205,12 @@ def test_concurrent_clients_get_their_own_answers(server):
                     bad_upload_result.append(str(exc))
             try:
                 answer = client.predict(handle_file(str(path)), choice, opacity, api_name="/predict")
+                # An unreadable downloaded picture counts as a failure of this request.
+                found = check_answer(answer, expected[path, choice], path)
             except Exception as exc:
                 problems.append(f"{path.name} ({choice}): {type(exc).__name__}: {exc}")
                 continue
-            problems += check_answer(answer, expected[path, choice], path)
+            problems += found
             done += 1
         return done, problems
 
