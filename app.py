@@ -41,6 +41,9 @@ DISCLAIMER = (
     "Do not upload images that identify a patient."
 )
 AUTH_ENV = "BRAIN_MRI_AUTH"
+#: Score-CAM in the app scores only the most active channels of the target layer:
+#: uncapped it is one forward pass per channel (minutes per image for Xception on a CPU).
+SCORE_CAM_CHANNELS = 128
 # On a phone the three gallery images (original, heatmap, overlay) are stacked one
 # per row, and the method comparison shows two a row: squeezed three or four to a
 # 390px row they were about 100px wide or less.
@@ -99,7 +102,7 @@ def _result_pngs(cache_dir: str, items: list[tuple[str, np.ndarray, str]]) -> li
 def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=None,
                delete_cache: tuple[int, int] | None = (3600, 3600)) -> gr.Blocks:
     """The Blocks UI for ``bundle``. ``examples``: list of (file, caption); default from examples.json."""
-    explainer = explainer or Explainer(bundle)
+    explainer = explainer or Explainer(bundle, score_cam_channels=SCORE_CAM_CHANNELS)
     examples = example_files() if examples is None else examples
     h, w = bundle.spec.size
 
@@ -149,7 +152,8 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
                 opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Heatmap opacity")
                 method = gr.Dropdown([(cls.label, name) for name, cls in METHODS.items()],
                                      value=DEFAULT_METHOD, label="CAM method",
-                                     info=f"Gradient-free ({', '.join(GRADIENT_FREE_METHODS)}) are slower.")
+                                     info=f"Gradient-free ({', '.join(GRADIENT_FREE_METHODS)}) are slower; "
+                                          f"Score-CAM uses the {SCORE_CAM_CHANNELS} most active channels.")
                 run = gr.Button("Explain", variant="primary", elem_id="run")
                 compare_button = gr.Button("Compare all methods", elem_id="compare")
             with gr.Column(scale=3):
@@ -229,7 +233,7 @@ def main(argv=None) -> int:
     try:
         bundle = load_from_args(args)
         explainer = Explainer(bundle, max_bytes=int(args.max_upload_mb * 2**20),
-                              max_pixels=int(args.max_megapixels * 1e6))
+                              max_pixels=int(args.max_megapixels * 1e6), score_cam_channels=SCORE_CAM_CHANNELS)
     except (ExplainError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from .bundle import add_model_options, load_from_args
 from .errors import ExplainError
 from .methods import METHODS
 from .pipeline import DEFAULT_METHOD, Explainer, Explanation
+from .progress import progress
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
 
@@ -84,16 +85,6 @@ def _unique_folder(out: Path, source: Path, used: set) -> Path:
     return out / candidate
 
 
-def _progress(done: int, total: int) -> None:
-    if total > 1 and sys.stderr.isatty():
-        width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -117,7 +108,7 @@ def main(argv=None) -> int:
             print(f"FAIL {path}: {exc}")
             continue
         finally:
-            _progress(i, len(files))
+            progress(i, len(files))
         report = write_result(_unique_folder(out, path, used), exp, args.alpha, path)
         failed = [k for k, ok in report["checks"].items() if not ok]
         failures += bool(failed)

@@ -27,6 +27,7 @@ from . import metrics as M
 from .bundle import Bundle, add_model_options, load_from_args
 from .methods import GRADIENT_METHODS, METHODS, compute_maps
 from .pipeline import Explainer
+from .progress import progress
 
 BASELINES = ("random", "centre")
 METRICS = ("deletion_auc", "insertion_auc", "average_drop", "increase", "head_energy", "seconds")
@@ -92,7 +93,7 @@ def audit_images(explainer: Explainer, items, folder: Path, methods, steps: int,
                     cache.write(json.dumps(rec) + "\n")
                     cache.flush()
                     done[(item.path, name)] = rec
-            _progress(n, len(items))
+            progress(n, len(items))
     keys = {(i.path, m) for i in items for m in (*methods, *BASELINES)}
     return [rec for key, rec in done.items() if key in keys]
 
@@ -167,15 +168,6 @@ def to_markdown(report: dict) -> str:
         for m, values in sanity["methods"].items():
             lines.append(f"| {METHODS[m].label} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import LayerError
-from .graph import run_intercepted
+from .graph import capture_output, run_intercepted
 from .layers import LayerPath, output_layer
 from .methods import CamMethod, GradCAM
 
@@ -120,17 +120,8 @@ class CamEngine:
     def _forward(self, x):
         """x (B, h, w, C) -> (target activation (B, h', w', C'), logits (B, K))."""
         store = {}
-
-        def capture_target(call):
-            def wrapped(*args, **kwargs):
-                out = call(*args, **kwargs)
-                store["acts"] = out
-                return out
-
-            return wrapped
-
         head = self._head.layer
-        overrides = {id(self.target.layer): capture_target, id(head): self._logit_capture(store)}
+        overrides = {id(self.target.layer): capture_output(store, "acts"), id(head): self._logit_capture(store)}
         run_intercepted(self.model, x, overrides)
         if "acts" not in store:
             raise LayerError(f"Layer {self.target} is not on the path from the input to the output.")

@@ -75,3 +75,17 @@ def _inference_call(op) -> LayerCall:
         return op(*args, **kwargs)
 
     return call
+
+
+def capture_output(store: dict, key: str) -> Callable[[LayerCall], LayerCall]:
+    """An override for :func:`run_intercepted` that also stores the layer's output in ``store[key]``."""
+
+    def wrap(call: LayerCall) -> LayerCall:
+        def wrapped(*args, **kwargs):
+            out = call(*args, **kwargs)
+            store[key] = out
+            return out
+
+        return wrapped
+
+    return wrap

@@ -61,7 +61,8 @@ class Explainer:
     """Bundle-bound pipeline. ``method``: a name from :data:`explain.methods.METHODS`."""
 
     def __init__(self, bundle: Bundle, method: str = DEFAULT_METHOD, *,
-                 max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 score_cam_channels: int | None = None):
         self.bundle = bundle
         self.spec = bundle.spec
         self.labels = list(bundle.labels)
@@ -69,6 +70,9 @@ class Explainer:
         self.input_shape = (*self.spec.size, self.spec.channels)
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.default_method = method
+        # Score-CAM costs one forward pass per channel (2048 for Xception); an
+        # interactive caller can cap it to the most active channels.
+        self.score_cam_channels = score_cam_channels
         self._engines: dict[str, CamEngine] = {}
         self._lock = threading.Lock()
         self.engine(method)  # trace at start-up, not on the first request
@@ -120,7 +124,10 @@ class Explainer:
         result = engine.explain(batch, [self.class_index(n) for n in names])
         if is_gradient_free(name):
             # Explain the same classes the gradient pass resolved (predicted or requested).
-            result.maps, result.empty = compute_maps(engine, batch, result.classes, method=name)
+            free = get_method(name)
+            if hasattr(free, "max_channels") and self.score_cam_channels:
+                free.max_channels = self.score_cam_channels
+            result.maps, result.empty = compute_maps(engine, batch, result.classes, method=free)
         out = []
         for i, (image, x) in enumerate(loaded):
             heatmap = upsample(result.maps[i], image.shape[:2], blur_sigma)

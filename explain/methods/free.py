@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import LayerError
-from ..graph import run_intercepted
+from ..graph import capture_output, run_intercepted
 
 
 class ActivationProbe:
@@ -46,16 +46,7 @@ class ActivationProbe:
 
     def _run(self, x):
         store = {}
-
-        def capture(call):
-            def wrapped(*args, **kwargs):
-                out = call(*args, **kwargs)
-                store["acts"] = out
-                return out
-
-            return wrapped
-
-        out = run_intercepted(self.model, x, {id(self.target.layer): capture})
+        out = run_intercepted(self.model, x, {id(self.target.layer): capture_output(store, "acts")})
         if "acts" not in store:
             raise LayerError(f"Layer {self.target} is not on the path from the input to the output.")
         return store["acts"], out
