@@ -20,6 +20,7 @@ from .errors import LayerError
 from .graph import capture_output, run_intercepted
 from .layers import LayerPath, output_layer
 from .methods import CamMethod, GradCAM
+from .preprocess import as_model_batch
 
 #: Maps whose maximum (after ReLU) is at or below this have no positive evidence.
 EMPTY_EPS = 1e-8
@@ -182,11 +183,11 @@ class CamEngine:
     # -- public API ----------------------------------------------------------
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(B, h, w, C) float32 -> (B, K) probabilities, no heatmap."""
-        return self._predict_fn(_as_batch(batch, self.input_shape)).numpy()
+        return self._predict_fn(as_model_batch(batch, self.input_shape)).numpy()
 
     def explain(self, batch: np.ndarray, classes=None) -> CamResult:
         """(B, h, w, C) float32 -> :class:`CamResult`. ``classes``: int per sample, -1 = predicted."""
-        batch = _as_batch(batch, self.input_shape)
+        batch = as_model_batch(batch, self.input_shape)
         if classes is None:
             classes = np.full((batch.shape[0],), -1, np.int32)
         classes = np.asarray(classes, np.int32).reshape(-1)
@@ -199,17 +200,8 @@ class CamEngine:
 
     def explain_all(self, batch: np.ndarray):
         """(B, h, w, C) -> (probs (B, K), logits (B, K), maps (B, K, h', w'), empty (B, K))."""
-        out = self._explain_all_fn(_as_batch(batch, self.input_shape))
+        out = self._explain_all_fn(as_model_batch(batch, self.input_shape))
         return tuple(t.numpy() for t in out)
-
-
-def _as_batch(batch, input_shape) -> np.ndarray:
-    batch = np.asarray(batch, np.float32)
-    if batch.ndim == len(input_shape):
-        batch = batch[None]
-    if batch.shape[1:] != tuple(input_shape):
-        raise ValueError(f"expected images of shape {tuple(input_shape)}, got {batch.shape[1:]}")
-    return batch
 
 
 def _head_activation(layer) -> str:

@@ -143,3 +143,13 @@ def finish(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
 def preprocess(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> float32 (h, w, C) model input. Same path as training."""
     return finish(prepare_pixels(rgb, spec), spec)
+
+
+def as_model_batch(batch, input_shape) -> np.ndarray:
+    """One image (h, w, C) or a batch (B, h, w, C) -> float32 (B, h, w, C); shape checked."""
+    batch = np.asarray(batch, np.float32)
+    if batch.ndim == len(input_shape):
+        batch = batch[None]
+    if batch.shape[1:] != tuple(input_shape):
+        raise ValueError(f"expected images of shape {tuple(input_shape)}, got {batch.shape[1:]}")
+    return batch

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from ..errors import LayerError
 from ..graph import capture_output, run_intercepted
+from ..preprocess import as_model_batch
 
 
 class ActivationProbe:
@@ -69,16 +70,6 @@ def probe_for(engine) -> ActivationProbe:
         probe = ActivationProbe(engine.model, engine.target, engine.input_shape)
         _PROBES[engine] = probe
     return probe
-
-
-def as_batch(batch, input_shape) -> np.ndarray:
-    """One image (h, w, C) or a batch (B, h, w, C) -> float32 (B, h, w, C); shape checked."""
-    batch = np.asarray(batch, np.float32)
-    if batch.ndim == len(input_shape):
-        batch = batch[None]
-    if batch.shape[1:] != tuple(input_shape):
-        raise ValueError(f"expected images of shape {tuple(input_shape)}, got {batch.shape[1:]}")
-    return batch
 
 
 def resolve_classes(classes, scores: np.ndarray) -> np.ndarray:
@@ -138,7 +129,7 @@ class GradientFreeMethod:
 
         ``classes``: None, or an int per sample, -1 meaning the predicted class.
         """
-        batch = as_batch(batch, engine.input_shape)
+        batch = as_model_batch(batch, engine.input_shape)
         acts, out = probe_for(engine)(batch)
         chosen = resolve_classes(classes, out)
         raw = self.raw_maps(engine, batch, acts, chosen)
