@@ -88,6 +88,7 @@ class CamEngine:
         )
         self._explain_all_fn = tf.function(self._explain_all, input_signature=[signature])
         self._predict_fn = tf.function(self._predict, input_signature=[signature])
+        self._logits_fn = tf.function(lambda x: self._forward(x)[1], input_signature=[signature])
         dummy = np.zeros((1,) + self.input_shape, np.float32)
         out = self._explain_fn(dummy, np.array([-1], np.int32))  # trace now, not on the first request
         self.num_classes = int(out[0].shape[-1])
@@ -102,7 +103,7 @@ class CamEngine:
         every map silently wrong, so compare once against ``model(x)``.
         """
         x = np.random.default_rng(0).uniform(0.0, 1.0, (2,) + self.input_shape).astype(np.float32)
-        _, logits = tf.function(self._forward)(tf.constant(x))
+        logits = self._logits_fn(x)
         if self._activation == "sigmoid":
             rebuilt = tf.sigmoid(logits)
         elif self._activation == "softmax":
@@ -154,8 +155,7 @@ class CamEngine:
         return tf.nn.softmax(scaled, axis=-1)
 
     def _predict(self, x):
-        _, logits = self._forward(x)
-        return self._probs(logits)
+        return self._probs(self._logits_fn(x))
 
     def _explain(self, x, class_idx):
         with tf.GradientTape() as tape:
@@ -184,6 +184,15 @@ class CamEngine:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(B, h, w, C) float32 -> (B, K) probabilities, no heatmap."""
         return self._predict_fn(as_model_batch(batch, self.input_shape)).numpy()
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(B, h, w, C) float32 -> (B, K) pre-activation class scores (forward pass only)."""
+        return self._logits_fn(as_model_batch(batch, self.input_shape)).numpy()
+
+    @property
+    def head_activation(self) -> str:
+        """"softmax", "sigmoid" or "linear_output" (the model already outputs logits)."""
+        return self._activation
 
     def explain(self, batch: np.ndarray, classes=None) -> CamResult:
         """(B, h, w, C) float32 -> :class:`CamResult`. ``classes``: int per sample, -1 = predicted."""

@@ -88,3 +88,24 @@ def write_dataset(root, per_class: int = 14, size: int = 48):
         writer.writerow(["path", "label", "split"])
         writer.writerows(rows)
     return root
+
+
+def assert_clean_message(message: str) -> None:
+    """An error meant for a person: short, printable ASCII, no raw bytes quoted."""
+    assert 0 < len(message) < 200, message
+    assert message.isprintable() and message.isascii(), message
+    assert "b'" not in message and 'b"' not in message and "\\x" not in message, message
+
+
+def assert_decodes_or_fails_cleanly(variants) -> None:
+    """Each of ``variants`` (bytes) decodes to (H, W, 3) uint8 or raises one clean ImageDecodeError."""
+    from explain.decode import decode_image
+    from explain.errors import ImageDecodeError
+
+    for variant in variants:
+        try:
+            out = decode_image(variant)
+        except ImageDecodeError as exc:
+            assert_clean_message(str(exc))
+        else:
+            assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3

@@ -35,8 +35,6 @@ from . import data as D
 from . import metrics as M
 
 BATCH_SIZE = 64
-#: Largest allowed difference between the model's own output and softmax(engine logits).
-CONSISTENCY_TOL = 1e-3
 LEAK_NOTE = ("published Testing folder: 81% of its images have a near-duplicate in Training, "
              "so this accuracy overstates performance on new images; for comparison only")
 
@@ -69,47 +67,31 @@ class LogitPredictor:
 
     The logits, not the probabilities, are needed: a float32 softmax saturates
     at exactly 1.0/0.0, and log(0) makes both the NLL and the temperature fit
-    meaningless. ``CamEngine.explain`` returns logits but also runs the
-    gradient pass; this wraps the engine's forward alone (same graph, same
-    logit capture) so evaluation costs one forward pass per image.
+    meaningless. ``CamEngine.logits`` runs the engine's forward pass alone
+    (same graph, same logit capture as the app, no gradient pass), so
+    evaluation costs one forward pass per image.
     """
 
     def __init__(self, bundle: Bundle):
-        import tensorflow as tf
-
         target = find_target_layer(bundle.model, bundle.target_layer)
         h, w = bundle.spec.size
         self.bundle = bundle
         self.input_shape = (h, w, bundle.spec.channels)
+        # The engine checks at construction that its captured logits reproduce the
+        # model's output; what is left to check here is that the output is a softmax,
+        # which the metrics (probs = softmax(logits / T)) assume.
         self.engine = CamEngine(bundle.model, target, self.input_shape, temperature=1.0)
-        signature = tf.TensorSpec((None,) + self.input_shape, tf.float32)
-        self._logits_fn = tf.function(lambda x: self.engine._forward(x)[1], input_signature=[signature])
-        self._checked = False
+        if self.engine.head_activation != "softmax":
+            raise SystemExit(
+                f"the model's output is {self.engine.head_activation!r}, not a softmax; "
+                "this evaluation supports single-label softmax heads only."
+            )
 
     def logits(self, pixels: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
         """uint8 (N, h, w, c) prepared pixels -> float32 (N, K) logits."""
-        out = []
-        for start in range(0, len(pixels), batch_size):
-            x = finish(pixels[start:start + batch_size], self.bundle.spec)
-            z = self._logits_fn(x).numpy()
-            if not self._checked:
-                self._check(x, z)
-            out.append(z)
+        out = [self.engine.logits(finish(pixels[start:start + batch_size], self.bundle.spec))
+               for start in range(0, len(pixels), batch_size)]
         return np.concatenate(out).astype(np.float32)
-
-    def _check(self, x: np.ndarray, logits: np.ndarray) -> None:
-        # The metrics assume probs = softmax(logits / T), as the app computes
-        # them. Compare once against the model's own output so a non-softmax
-        # head or a wrong logit capture fails loudly instead of skewing numbers.
-        own = np.asarray(self.bundle.model(x[:8], training=False))
-        mine = M.softmax(logits[:8])
-        gap = float(np.max(np.abs(own - mine)))
-        if gap > CONSISTENCY_TOL:
-            raise SystemExit(
-                f"softmax of the captured logits differs from the model output by {gap:.2e}; "
-                "this evaluation supports single-label softmax heads only."
-            )
-        self._checked = True
 
 
 def load_split(folder: Path, items: list[D.Item], bundle: Bundle, cache: Path | None):
