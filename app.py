@@ -72,7 +72,8 @@ def example_files(path: Path = EXAMPLES_JSON) -> list[tuple[str, str]]:
 
 def _markdown_note(exp) -> str:
     lines = [f"**Prediction:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).",
-             f"**Heatmap of:** {exp.explained} — method {exp.method}, layer `{exp.layer}`."]
+             f"**Heatmap of:** {exp.explained} — method {exp.method}, layer `{exp.layer}`"
+             + (", averaged over 6 flipped and brightness-shifted copies." if exp.tta else ".")]
     if exp.empty:
         lines.append(f"No region of the image raises the {exp.explained} score: the heatmap is empty.")
     return "\n\n".join(lines)
@@ -106,7 +107,7 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     examples = example_files() if examples is None else examples
     h, w = bundle.spec.size
 
-    def run_explainer(image_file, class_choice, opacity, method):
+    def run_explainer(image_file, class_choice, opacity, method, tta=False):
         if image_file is None:
             raise gr.Error(f"Upload an image first ({ACCEPTED} or DICOM).")
         path = image_file if isinstance(image_file, str) else getattr(image_file, "name", image_file)
@@ -115,14 +116,15 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
             opacity = float(opacity)
             if not 0.0 <= opacity <= 1.0:
                 raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
-            return explainer.explain(path, class_name, method=method or DEFAULT_METHOD), opacity
+            return explainer.explain(path, class_name, method=method or DEFAULT_METHOD, tta=bool(tta)), opacity
         except (ExplainError, ValueError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def predict(image_file, class_choice: str = PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD):
+    def predict(image_file, class_choice: str = PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,
+                tta: bool = False):
         """Classify one MRI slice and return (probabilities, [original, heatmap, overlay], note)."""
-        exp, opacity = run_explainer(image_file, class_choice, opacity, method)
-        title = METHODS[exp.method].label
+        exp, opacity = run_explainer(image_file, class_choice, opacity, method, tta)
+        title = METHODS[exp.method].label + (" + TTA" if exp.tta else "")
         pictures = _result_pngs(gallery.GRADIO_CACHE, [
             ("original", exp.image, "Original"),
             ("heatmap", exp.heatmap_rgb(), f"{title} heatmap ({exp.explained})"),
@@ -130,11 +132,11 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
         ])
         return exp.probabilities, pictures, _markdown_note(exp)
 
-    def compare(image_file, class_choice: str = PREDICTED, opacity: float = 0.4):
+    def compare(image_file, class_choice: str = PREDICTED, opacity: float = 0.4, tta: bool = False):
         """Overlays of every CAM method for one image (same class), as a gallery."""
         items = []
         for name, cls in METHODS.items():
-            exp, opacity = run_explainer(image_file, class_choice, opacity, name)
+            exp, opacity = run_explainer(image_file, class_choice, opacity, name, tta)
             items.append((name, exp.overlay(opacity), f"{cls.label} ({exp.explained})"))
         return _result_pngs(comparison.GRADIO_CACHE, items)
 
@@ -154,6 +156,9 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
                                      value=DEFAULT_METHOD, label="CAM method",
                                      info=f"Gradient-free ({', '.join(GRADIENT_FREE_METHODS)}) are slower; "
                                           f"Score-CAM uses the {SCORE_CAM_CHANNELS} most active channels.")
+                tta = gr.Checkbox(False, label="Smooth the map (test-time augmentation)",
+                                  info="Average over flipped and brightness-shifted copies; 6x the CAM cost.",
+                                  elem_id="tta")
                 run = gr.Button("Explain", variant="primary", elem_id="run")
                 compare_button = gr.Button("Compare all methods", elem_id="compare")
             with gr.Column(scale=3):
@@ -166,11 +171,12 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
                 note = gr.Markdown(elem_id="note")
                 comparison = gr.Gallery(label="All methods (overlays)", columns=4, format="png",
                                         height="fit-content", object_fit="contain", elem_id="comparison")
-        inputs, outputs = [image, class_choice, opacity, method], [label, gallery, note]
+        inputs, outputs = [image, class_choice, opacity, method, tta], [label, gallery, note]
         run.click(predict, inputs, outputs, api_name="predict", concurrency_id="model")
-        compare_button.click(compare, inputs[:3], [comparison], api_name="compare", concurrency_id="model")
-        for control in (class_choice, opacity, method):
-            control.change(lambda f, c, o, m: predict(f, c, o, m) if f else (None, None, ""), inputs, outputs,
+        compare_button.click(compare, [image, class_choice, opacity, tta], [comparison], api_name="compare",
+                             concurrency_id="model")
+        for control in (class_choice, opacity, method, tta):
+            control.change(lambda f, c, o, m, t: predict(f, c, o, m, t) if f else (None, None, ""), inputs, outputs,
                            api_visibility="private", concurrency_id="model", show_progress="hidden")
         if examples:
             gr.Examples([[f] for f, _ in examples], inputs=[image], outputs=outputs,

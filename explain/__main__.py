@@ -35,6 +35,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="explain-out", help="output folder (default: explain-out)")
     p.add_argument("--class", dest="class_name", help="class to explain (default: the predicted one)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
+    p.add_argument("--tta", action="store_true",
+                   help="smooth each map over flipped and brightness-shifted copies (6x the CAM cost)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (0..1)")
     return p.parse_args(argv)
 
@@ -63,6 +65,7 @@ def write_result(folder: Path, exp: Explanation, alpha: float, source: Path) -> 
         "probabilities": exp.probabilities,
         "layer": exp.layer,
         "method": exp.method,
+        "tta": exp.tta,
         "preprocessing": exp.preprocessing,
         "model_input": {"shape": list(exp.model_input.shape),
                         "min": float(exp.model_input.min()), "max": float(exp.model_input.max())},
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
     out, used, failures = Path(args.out), set(), 0
     for i, path in enumerate(files, start=1):
         try:
-            exp = explainer.explain(path, args.class_name)
+            exp = explainer.explain(path, args.class_name, tta=args.tta)
         except (ExplainError, ValueError) as exc:
             failures += 1
             print(f"FAIL {path}: {exc}")

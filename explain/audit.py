@@ -27,12 +27,20 @@ from . import metrics as M
 from .bundle import Bundle, add_model_options, load_from_args
 from .methods import GRADIENT_METHODS, METHODS, compute_maps
 from .pipeline import Explainer
+from .preprocess import prepare_pixels
+from .tta import smoothed_maps
 from .progress import progress
 
 BASELINES = ("random", "centre")
-METRICS = ("deletion_auc", "insertion_auc", "average_drop", "increase", "head_energy", "seconds")
+TTA_SUFFIX = "+tta"
+METRICS = ("deletion_auc", "insertion_auc", "average_drop", "increase", "road_morf", "road_lerf",
+           "head_energy", "seconds")
 HIGHER_IS_BETTER = {"deletion_auc": False, "insertion_auc": True, "average_drop": False,
-                    "increase": True, "head_energy": True, "seconds": False}
+                    "increase": True, "road_morf": False, "road_lerf": True, "head_energy": True,
+                    "seconds": False}
+#: ROAD's removal fractions in the audit: every other one of the paper's nine
+#: keeps the cost (ten imputations per map) near that of the deletion curve.
+AUDIT_ROAD_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 def parse_args(argv=None):
@@ -42,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--data", help="dataset folder (default $BRAIN_MRI_DATA or ../shared/data/brain-tumor-mri)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--tta", nargs="*", default=["gradcam"], choices=list(METHODS), metavar="METHOD",
+                   help="also audit these methods with test-time-augmentation smoothing, as rows "
+                        "METHOD+tta (default: gradcam; --tta alone: none)")
     p.add_argument("--limit", type=int, help="at most N images, spread evenly over the split")
     p.add_argument("--steps", type=int, default=M.DEFAULT_STEPS, help="deletion/insertion steps")
     p.add_argument("--sanity-images", type=int, default=24, help="images for the randomisation check")
@@ -54,6 +65,25 @@ def baseline_map(name: str, shape: tuple[int, int], seed: int) -> np.ndarray:
     return M.random_map(shape, seed) if name == "random" else M.center_gaussian_map(shape)
 
 
+def row_title(name: str) -> str:
+    """Report title of a method, a TTA variant ("gradcam+tta") or a baseline."""
+    base = name.removesuffix(TTA_SUFFIX)
+    if base in METHODS:
+        return METHODS[base].label + (" + TTA" if name.endswith(TTA_SUFFIX) else "")
+    return f"baseline: {name}"
+
+
+def method_map(explainer: Explainer, name: str, rgb, x, cls: int) -> np.ndarray:
+    """(h', w') map in [0, 1] of method ``name`` (possibly "+tta") for class ``cls``."""
+    engine = explainer.engine()
+    if name.endswith(TTA_SUFFIX):
+        base = name.removesuffix(TTA_SUFFIX)
+        maps, _ = smoothed_maps(lambda b, c: compute_maps(engine, b, c, method=base),
+                                [prepare_pixels(rgb, explainer.spec)], explainer.spec, [cls])
+        return maps[0]
+    return compute_maps(engine, x[None], [cls], method=name)[0][0]
+
+
 def image_scores(x, rgb, cam, predict_fn, cls: int, steps: int) -> dict[str, float]:
     """Every per-image metric of one map. x: (h, w, C) model input; cam: (h', w') in [0, 1]."""
     drop, increase = M.average_drop_and_increase(x[None], cam[None], predict_fn, [cls])
@@ -62,6 +92,7 @@ def image_scores(x, rgb, cam, predict_fn, cls: int, steps: int) -> dict[str, flo
         "insertion_auc": M.insertion_auc(x, cam, predict_fn, cls, steps=steps),
         "average_drop": float(drop),
         "increase": float(increase),
+        **M.road_scores(x, cam, predict_fn, cls, fractions=AUDIT_ROAD_FRACTIONS),
         "head_energy": M.energy_inside(cam, M.head_mask(rgb)),
     }
 
@@ -72,7 +103,8 @@ def audit_images(explainer: Explainer, items, folder: Path, methods, steps: int,
     if cache_path.is_file():
         for line in cache_path.read_text().splitlines():
             rec = json.loads(line)
-            done[(rec["path"], rec["method"])] = rec
+            if all(m in rec for m in METRICS):  # records of an older audit lack new metrics
+                done[(rec["path"], rec["method"])] = rec
     engine = explainer.engine()
     predict_fn = engine.predict
     with cache_path.open("a") as cache:
@@ -86,7 +118,7 @@ def audit_images(explainer: Explainer, items, folder: Path, methods, steps: int,
                     if name in BASELINES:
                         cam = baseline_map(name, engine.map_shape, seed=n)
                     else:
-                        cam = compute_maps(engine, x[None], [cls], method=name)[0][0]
+                        cam = method_map(explainer, name, rgb, x, cls)
                     seconds = time.perf_counter() - start
                     rec = {"path": item.path, "label": item.label, "method": name, "seconds": seconds,
                            **image_scores(x, rgb, cam, predict_fn, cls, steps)}
@@ -114,22 +146,27 @@ def summarise(records, names, n_boot: int) -> dict:
 
 
 def sanity_check(bundle: Bundle, explainer: Explainer, items, folder: Path, methods) -> dict:
-    """Cascading randomisation from the output layer down: mean Spearman(original, randomised) per step."""
-    weighted = [layer.name for layer in bundle.model.layers if layer.weights][::-1]
-    steps = weighted[: min(4, len(weighted))]
+    """Cascading randomisation from the output layer down to the input.
+
+    Returns {"layers": group per step, "methods": {name: mean Spearman per
+    step}, "passed": {name: bool}} (see :func:`explain.metrics.sanity_passes`).
+    """
+    steps = M.cascade_steps(bundle.model)
     loaded = [explainer.load(folder / i.path) for i in items]
     batch = np.stack([x for _, x in loaded])
     classes = [explainer.labels.index(i.label) for i in items]
     original = {m: compute_maps(explainer.engine(), batch, classes, method=m)[0] for m in methods}
     result = {"layers": [], "methods": {m: [] for m in methods}}
-    for k in range(1, len(steps) + 1):
-        clone = M.randomize_layers(bundle.model, steps[:k], seed=k)
+    for k, (group, layer_names) in enumerate(steps, start=1):
+        clone = M.randomize_layers(bundle.model, layer_names, seed=k)
         rnd = Explainer(Bundle(clone, bundle.labels, bundle.spec, bundle.target_layer, bundle.temperature))
-        result["layers"].append(steps[k - 1])
+        result["layers"].append(group)
         for m in methods:
             maps = compute_maps(rnd.engine(), batch, classes, method=m)[0]
             rho = [M.spearman(a, b) for a, b in zip(original[m], maps)]
             result["methods"][m].append(float(np.nanmean(rho)) if not np.all(np.isnan(rho)) else float("nan"))
+    result["pass_below"] = M.SANITY_PASS_BELOW
+    result["passed"] = {m: M.sanity_passes(v) for m, v in result["methods"].items()}
     return result
 
 
@@ -137,18 +174,23 @@ def to_markdown(report: dict) -> str:
     lines = [f"# CAM audit: {report['model']}", "",
              f"{report['n_images']} images of the `{report['split']}` split of clean_split.csv, "
              f"maps of the true class; {report['date']}, command `{report['command']}`.", "",
-             "Mean [95 % bootstrap interval]. Deletion AUC and Average Drop: lower is better; "
-             "insertion AUC, Increase in Confidence and head energy: higher is better.", "",
-             "| method | deletion AUC | insertion AUC | avg drop % | increase % | head energy | s / image |",
-             "|---|---|---|---|---|---|---|"]
+             "Mean [95 % bootstrap interval]. Deletion AUC, Average Drop and ROAD MoRF: lower is better; "
+             "insertion AUC, Increase in Confidence, ROAD LeRF and head energy: higher is better. "
+             "ROAD: mean class probability with the most (MoRF) or least (LeRF) salient "
+             f"{', '.join(f'{f:.0%}' for f in AUDIT_ROAD_FRACTIONS)} of the pixels imputed from their "
+             "neighbours (noisy linear imputation).", "",
+             "| method | deletion AUC | insertion AUC | avg drop % | increase % | ROAD MoRF | ROAD LeRF "
+             "| head energy | s / image |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def cell(stat, digits=3):
         return f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
 
     for name, stats in report["summary"]["overall"].items():
-        title = METHODS[name].label if name in METHODS else f"baseline: {name}"
+        title = row_title(name)
         lines.append(f"| {title} | {cell(stats['deletion_auc'])} | {cell(stats['insertion_auc'])} | "
                      f"{cell(stats['average_drop'], 1)} | {cell(stats['increase'], 1)} | "
+                     f"{cell(stats['road_morf'])} | {cell(stats['road_lerf'])} | "
                      f"{cell(stats['head_energy'])} | {stats['seconds']['mean']:.3f} |")
     lines += ["", "## Per class (deletion AUC / insertion AUC / head energy, means)", "",
               "| class | " + " | ".join(report["summary"]["overall"]) + " |",
@@ -161,12 +203,17 @@ def to_markdown(report: dict) -> str:
     if sanity:
         lines += ["", "## Sanity check: cascading randomisation", "",
                   "Mean Spearman rank correlation between the map of the trained model and the map after "
-                  "re-initialising the layers from the output down to the named one (1.0 = unchanged; "
-                  "a faithful method drops well below 1).", "",
-                  "| method | " + " | ".join(f"to {n}" for n in sanity["layers"]) + " |",
-                  "|---|" + "---|" * len(sanity["layers"])]
+                  "re-initialising every block from the output down to the named one (1.0 = unchanged, "
+                  "the original-vs-original value). A method passes when the fully randomised network "
+                  f"keeps less than {sanity.get('pass_below', M.SANITY_PASS_BELOW)} of it and the "
+                  "curve falls. The first column shows whether a map depends on the class weights at all.", "",
+                  "| method | " + " | ".join(f"to {n}" for n in sanity["layers"]) + " | passes |",
+                  "|---|" + "---|" * (len(sanity["layers"]) + 1)]
+        passed = sanity.get("passed", {})
         for m, values in sanity["methods"].items():
-            lines.append(f"| {METHODS[m].label} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+            verdict = {True: "yes", False: "no"}.get(passed.get(m), "?")
+            lines.append(f"| {METHODS[m].label} | " + " | ".join(f"{v:.3f}" for v in values)
+                         + f" | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -183,12 +230,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    records = audit_images(explainer, items, folder, args.methods, args.steps, out / "cache.jsonl")
+    methods = [*args.methods, *(m + TTA_SUFFIX for m in args.tta)]
+    records = audit_images(explainer, items, folder, methods, args.steps, out / "cache.jsonl")
     report = {
         "model": str(bundle.path), "split": args.split, "n_images": len(items),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m explain.audit " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "summary": summarise(records, [*args.methods, *BASELINES], args.bootstrap),
+        "summary": summarise(records, [*methods, *BASELINES], args.bootstrap),
     }
     gradient = [m for m in args.methods if m in GRADIENT_METHODS]
     if gradient and args.sanity_images > 0:

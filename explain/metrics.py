@@ -14,7 +14,8 @@ Conventions shared by every function:
 
 Faithfulness (does the model's score follow the map?): :func:`deletion_auc`,
 :func:`insertion_auc` (Petsiuk et al., RISE, 2018) and
-:func:`average_drop_and_increase` (Chattopadhyay et al., Grad-CAM++, 2018).
+:func:`average_drop_and_increase` (Chattopadhyay et al., Grad-CAM++, 2018),
+:func:`road_scores` (Rong et al., ROAD, 2022).
 Plausibility (is the map where a human expects?): :func:`head_mask`,
 :func:`energy_inside`, :func:`head_energy`. Baselines a real map should beat:
 :func:`random_map`, :func:`center_gaussian_map`. Sanity check (Adebayo et al.,
@@ -227,6 +228,121 @@ def average_drop_and_increase(
     return float(100.0 * drop.mean()), float(100.0 * (o > y).mean())
 
 
+# -- ROAD ------------------------------------------------------------------------
+#: Neighbour weights of ROAD's linear imputation: 1/6 for the 4 direct, 1/12 for
+#: the 4 diagonal neighbours.
+_IMPUTE_KERNEL = np.array([[1, 2, 1], [2, 0, 2], [1, 2, 1]], np.float32) / 12.0
+ROAD_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _neighbour_sum(values: np.ndarray) -> np.ndarray:
+    # Zero padding: a pixel on the border simply has fewer neighbours.
+    out = cv2.filter2D(values, -1, _IMPUTE_KERNEL, borderType=cv2.BORDER_CONSTANT)
+    return out.reshape(values.shape)
+
+
+def linear_impute(image, removed, tol: float = 1e-5, max_iter: int = 2000) -> np.ndarray:
+    """Fill the ``removed`` pixels of ``image`` from their neighbours (ROAD's linear imputation).
+
+    image: float32 (h, w, C); removed: bool (h, w), True = value unknown.
+    Each removed pixel becomes the weighted mean of its 8 neighbours (1/6
+    direct, 1/12 diagonal), known or imputed, which is one sparse symmetric
+    positive-definite system; it is solved by conjugate gradients on all
+    channels at once, with no matrix built. A removed region that touches no
+    known pixel (everything removed) has no information and becomes the
+    image mean. Returns float32 (h, w, C); known pixels are untouched.
+    """
+    image = _as_image(image)
+    removed = np.asarray(removed, bool)
+    if removed.shape != image.shape[:2]:
+        raise ValueError(f"mask {removed.shape} does not match image {image.shape[:2]}")
+    out = image.astype(np.float64)
+    if not removed.any():
+        return image.copy()
+    if removed.all():
+        return np.full_like(image, float(image.mean()))
+    hole = removed[..., None].astype(np.float64)
+    known = out * (1.0 - hole)
+    degree = _neighbour_sum(np.ones(removed.shape, np.float64))[..., None]
+
+    def apply(v):  # A v for v living on the removed pixels
+        return hole * (degree * v - _neighbour_sum(v * hole))
+
+    b = hole * _neighbour_sum(known)
+    # Start from the mean of the known neighbours (cheap and close).
+    weight = _neighbour_sum(1.0 - hole[..., 0])[..., None]
+    x = hole * np.where(weight > 0, b / np.maximum(weight, 1e-12), out[~removed].mean())
+    r = b - apply(x)
+    p = r.copy()
+    rs = float((r * r).sum())
+    stop = tol * tol * max(float((b * b).sum()), 1e-30)
+    for _ in range(max_iter):
+        if rs <= stop:
+            break
+        ap = apply(p)
+        alpha = rs / max(float((p * ap).sum()), 1e-300)
+        x += alpha * p
+        r -= alpha * ap
+        rs_new = float((r * r).sum())
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return (known + hole * x).astype(np.float32)
+
+
+def noisy_linear_impute(image, removed, noise: float = 0.01, seed: int | np.random.Generator | None = 0,
+                        tol: float = 1e-3):
+    """:func:`linear_impute` plus Gaussian noise on the imputed pixels (ROAD's NoisyLinearImputer).
+
+    noise: standard deviation as a fraction of the image's value range, so
+    the same setting fits [0, 1] and [-1, 1] inputs. The noise keeps the
+    model from reading the removal pattern off perfectly smooth fills.
+    tol: the solver's relative residual; at 1e-3 its error (under 1 % of the
+    range, measured on 128 px maps) is below the noise and it runs twice as fast as at 1e-5.
+    """
+    image = _as_image(image)
+    filled = linear_impute(image, removed, tol=tol)
+    rng = np.random.default_rng(seed)
+    scale = noise * float(image.max() - image.min())
+    jitter = rng.normal(0.0, scale, filled.shape).astype(np.float32) if scale > 0 else 0.0
+    return np.where(np.asarray(removed, bool)[..., None], filled + jitter, filled).astype(np.float32)
+
+
+def road_curves(
+    image, saliency, predict_fn: PredictFn, class_idx: int, fractions: Sequence[float] = ROAD_FRACTIONS,
+    noise: float = 0.01, seed: int = 0, batch_size: int = DEFAULT_BATCH,
+) -> dict[str, np.ndarray]:
+    """ROAD (Rong et al., 2022): class probability after removing a fraction of pixels and imputing them.
+
+    Returns {"morf": (F,), "lerf": (F,)} float64: probabilities with the most
+    (MoRF) or least (LeRF) salient ``fractions`` of pixels imputed by
+    :func:`noisy_linear_impute`. Imputing from the neighbours instead of
+    blacking out keeps the images close to the training distribution, so a
+    drop measures lost evidence rather than the shock of a black hole; ROAD
+    also showed that the removal shape leaks class information through
+    plain masks, which the noisy fill avoids.
+    """
+    image = _as_image(image)
+    h, w = image.shape[:2]
+    order = _pixel_order(saliency, (h, w))
+    rank = np.empty(h * w, np.int64)
+    rank[order] = np.arange(h * w)
+    images = []
+    for kind in ("morf", "lerf"):
+        for i, frac in enumerate(fractions):
+            k = int(round(float(frac) * h * w))
+            removed = rank < k if kind == "morf" else rank >= h * w - k
+            images.append(noisy_linear_impute(image, removed.reshape(h, w), noise, seed + i))
+    probs = _predict_batched(predict_fn, np.stack(images), batch_size)[:, int(class_idx)]
+    n = len(fractions)
+    return {"morf": probs[:n], "lerf": probs[n:]}
+
+
+def road_scores(image, saliency, predict_fn: PredictFn, class_idx: int, **kwargs) -> dict[str, float]:
+    """Means of :func:`road_curves`: "road_morf" (lower is better) and "road_lerf" (higher is better)."""
+    curves = road_curves(image, saliency, predict_fn, class_idx, **kwargs)
+    return {"road_morf": float(curves["morf"].mean()), "road_lerf": float(curves["lerf"].mean())}
+
+
 # -- plausibility ----------------------------------------------------------------
 def head_mask(
     image, threshold: float | None = None, close_frac: float = 0.03, open_frac: float = 0.01
@@ -353,6 +469,64 @@ def spearman(a, b) -> float:
     if denom == 0.0:
         return float("nan")
     return float(np.clip((ra * rb).sum() / denom, -1.0, 1.0))
+
+
+SANITY_PASS_BELOW = 0.5
+
+
+def cascade_steps(model, max_steps: int = 8) -> list[tuple[str, list[str]]]:
+    """Cumulative layer groups for cascading randomisation, output first.
+
+    Weighted layers (nested models expanded) are taken from the output
+    backwards and grouped into runs that share the name prefix before the
+    first ``_`` (``block14_sepconv2``, ``block14_sepconv1_bn`` -> ``block14``),
+    so a step resets one block as Adebayo et al. did. With more than
+    ``max_steps`` groups, evenly spaced cuts are kept; the first step is
+    always the output layer's group and the last always resets every layer.
+
+    Returns [(group name, every layer path reset up to and including it)].
+    """
+    import keras
+
+    from .layers import walk
+
+    weighted = [p for p in walk(model) if p.layer.weights and not isinstance(p.layer, keras.Model)]
+    groups: list[tuple[str, list[str]]] = []
+    for path in reversed(weighted):
+        prefix = path.layer.name.split("_")[0]
+        if groups and groups[-1][0] == prefix:
+            groups[-1][1].append(path.name)
+        else:
+            groups.append((prefix, [path.name]))
+    if not groups:
+        return []
+    if len(groups) > max_steps >= 2:
+        keep = sorted({round(i * (len(groups) - 1) / (max_steps - 1)) for i in range(max_steps)})
+    else:
+        keep = range(len(groups))
+    steps, reset = [], []
+    for i, (name, layers) in enumerate(groups):
+        reset = reset + layers
+        if i in keep:
+            steps.append((name, list(reset)))
+    return steps
+
+
+def sanity_passes(correlations: Sequence[float], below: float = SANITY_PASS_BELOW) -> bool:
+    """Cascading-randomisation verdict for one method.
+
+    correlations: mean Spearman(trained map, randomised map) per cascade step,
+    output layer first, the whole network last. The original-vs-original
+    value is 1; a method passes when the fully randomised model's maps keep
+    less than ``below`` of that rank agreement. Guided Backprop, the method
+    Adebayo et al. caught, stays near 1 all the way down; a method that only
+    reacts once the early layers are reset shows it in the first steps,
+    which the audit reports beside the verdict.
+    """
+    values = [float(v) for v in correlations]
+    if not values or any(not np.isfinite(v) for v in values):
+        return False
+    return values[-1] < below
 
 
 def randomize_layers(model, layer_names: Sequence[str], seed: int = 0):

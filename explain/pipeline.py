@@ -17,7 +17,8 @@ from .engine import CamEngine
 from .layers import LayerPath, find_target_layer
 from .methods import METHODS, compute_maps, get_method, is_gradient_free
 from .overlay import blend, colorize, upsample
-from .preprocess import EXPECTED_RANGE, preprocess
+from .preprocess import EXPECTED_RANGE, prepare_pixels, preprocess
+from .tta import smoothed_maps
 
 DEFAULT_METHOD = "gradcam"
 
@@ -33,6 +34,7 @@ class Explanation:
     cam: (h', w') float32 in [0, 1] at the target layer's resolution.
     heatmap: (H, W) float32 in [0, 1], ``cam`` upsampled to the original image.
     empty: True if the class had no positive evidence (the map is all zeros).
+    tta: True if the map is the test-time-augmentation average (see explain.tta).
     """
 
     image: np.ndarray
@@ -47,6 +49,7 @@ class Explanation:
     method: str
     preprocessing: str
     checks: dict[str, bool] = field(default_factory=dict)
+    tta: bool = False
 
     def heatmap_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 JET rendering of the heatmap."""
@@ -109,25 +112,33 @@ class Explainer:
         return image, preprocess(image, self.spec)
 
     def explain(self, source, class_name: str | None = None, *, method: str | None = None,
-                blur_sigma: float = 0.0) -> Explanation:
+                blur_sigma: float = 0.0, tta: bool = False) -> Explanation:
         """Explain one image; ``class_name`` None explains the predicted class."""
-        return self.explain_batch([source], [class_name], method=method, blur_sigma=blur_sigma)[0]
+        return self.explain_batch([source], [class_name], method=method, blur_sigma=blur_sigma, tta=tta)[0]
 
     def explain_batch(self, sources, class_names=None, *, method: str | None = None,
-                      blur_sigma: float = 0.0) -> list[Explanation]:
-        """Explain several images in one compiled call (same maps as one by one)."""
+                      blur_sigma: float = 0.0, tta: bool = False) -> list[Explanation]:
+        """Explain several images in one compiled call (same maps as one by one).
+
+        tta: average the maps of flipped and brightness-shifted copies (six
+        times the CAM cost); probabilities stay those of the image itself.
+        """
         loaded = [self.load(s) for s in sources]
         names = list(class_names) if class_names is not None else [None] * len(loaded)
         name = (method or self.default_method).lower()
         engine = self.engine(name)
         batch = np.stack([x for _, x in loaded])
         result = engine.explain(batch, [self.class_index(n) for n in names])
-        if is_gradient_free(name):
-            # Explain the same classes the gradient pass resolved (predicted or requested).
-            free = get_method(name)
-            if hasattr(free, "max_channels") and self.score_cam_channels:
-                free.max_channels = self.score_cam_channels
-            result.maps, result.empty = compute_maps(engine, batch, result.classes, method=free)
+        # Any other map explains the classes this pass resolved (predicted or requested).
+        chosen = get_method(name) if is_gradient_free(name) else None
+        if chosen is not None and hasattr(chosen, "max_channels") and self.score_cam_channels:
+            chosen.max_channels = self.score_cam_channels
+        if tta:
+            result.maps, result.empty = smoothed_maps(
+                lambda b, c: compute_maps(engine, b, c, method=chosen),
+                [prepare_pixels(image, self.spec) for image, _ in loaded], self.spec, result.classes)
+        elif chosen is not None:
+            result.maps, result.empty = compute_maps(engine, batch, result.classes, method=chosen)
         out = []
         for i, (image, x) in enumerate(loaded):
             heatmap = upsample(result.maps[i], image.shape[:2], blur_sigma)
@@ -138,7 +149,7 @@ class Explainer:
                 explained=self.labels[int(result.classes[i])],
                 cam=result.maps[i], heatmap=heatmap, empty=bool(result.empty[i]),
                 layer=self.target.name, method=name,
-                preprocessing=self.spec.preprocessing,
+                preprocessing=self.spec.preprocessing, tta=tta,
                 checks=self._checks(x, result.probs[i], result.maps[i], bool(result.empty[i])),
             ))
         return out

@@ -84,3 +84,19 @@ def test_method_choice_and_compare_view(running_app):
     overlays = client.predict(handle_file(str(image)), "glioma", 0.4, api_name="/compare")
     assert len(overlays) == len(METHODS)
     assert [o["caption"].split(" (")[0] for o in overlays] == [m.label for m in METHODS.values()]
+
+
+def test_tta_option_through_the_api(running_app):
+    from gradio_client import Client, handle_file
+
+    url, image, _ = running_app
+    client = Client(url, verbose=False)
+    plain, _, _ = client.predict(handle_file(str(image)), "glioma", 0.4, "gradcam", False, api_name="/predict")
+    label, gallery, note = client.predict(handle_file(str(image)), "glioma", 0.4, "gradcam", True,
+                                          api_name="/predict")
+    assert "averaged over 6 flipped and brightness-shifted copies" in note
+    assert "Grad-CAM + TTA heatmap" in gallery[1]["caption"]
+    # TTA smooths the map only; the probabilities are those of the image itself.
+    assert label["label"] == plain["label"]
+    assert {c["label"]: c["confidence"] for c in label["confidences"]} == pytest.approx(
+        {c["label"]: c["confidence"] for c in plain["confidences"]}, abs=1e-6)

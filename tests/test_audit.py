@@ -16,15 +16,19 @@ def test_audit_writes_reports_and_resumes(tmp_path, capsys):
     report = json.loads((out / "audit.json").read_text())
     assert report["n_images"] == 4
     overall = report["summary"]["overall"]
-    assert set(overall) == {"gradcam", "eigencam", "random", "centre"}
+    assert set(overall) == {"gradcam", "eigencam", "gradcam+tta", "random", "centre"}
     for stats in overall.values():
         for metric in ("deletion_auc", "insertion_auc", "head_energy"):
             assert 0.0 <= stats[metric]["low"] <= stats[metric]["mean"] <= stats[metric]["high"] <= 1.0
     assert set(report["summary"]["per_class"]) == {"glioma", "meningioma", "notumor", "pituitary"}
-    assert len(report["sanity"]["methods"]["gradcam"]) == len(report["sanity"]["layers"]) > 0
-    assert "| Grad-CAM |" in (out / "audit.md").read_text()
+    sanity = report["sanity"]
+    # The tiny model's blocks: out, last, first conv; the last step resets all of them.
+    assert sanity["layers"] == ["predictions", "last", "conv2d"]
+    assert len(sanity["methods"]["gradcam"]) == 3 and isinstance(sanity["passed"]["gradcam"], bool)
+    markdown = (out / "audit.md").read_text()
+    assert "| Grad-CAM |" in markdown and "| Grad-CAM + TTA |" in markdown and "| passes |" in markdown
 
     cached = (out / "cache.jsonl").read_text().splitlines()
-    assert len(cached) == 4 * 4  # 4 images x (2 methods + 2 baselines)
+    assert len(cached) == 4 * 5  # 4 images x (2 methods + Grad-CAM with TTA + 2 baselines)
     assert audit_main(args) == 0  # second run: everything from the cache
     assert (out / "cache.jsonl").read_text().splitlines() == cached

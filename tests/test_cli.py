@@ -41,3 +41,13 @@ def test_cli_exit_codes(tmp_path, capsys):
     good = write_png(tmp_path / "good.png", np.full((20, 20), 90, np.uint8))
     assert main([str(good), "--model", str(tmp_path / "missing")]) == 2
     assert main([str(good), "--model", str(bundle), "--class", "dragon"]) == 2
+
+
+def test_cli_tta_flag_is_recorded(tmp_path, capsys):
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    image = write_png(tmp_path / "a.png", np.random.default_rng(1).integers(0, 256, (40, 40), dtype=np.uint8))
+    out = tmp_path / "out"
+    for flag, expected in (([], False), (["--tta"], True)):
+        assert main([str(image), "--model", str(bundle), "--out", str(out / str(expected))] + flag) == 0
+        report = json.loads((out / str(expected) / "a" / "report.json").read_text())
+        assert report["tta"] is expected and report["ok"]

@@ -274,3 +274,137 @@ def test_randomize_layers_inside_a_nested_model_leaves_the_original_alone():
     np.testing.assert_array_equal(base.get_layer("inner_conv").kernel.numpy(), original)
     changed = clone.get_layer("base").get_layer("inner_conv").kernel.numpy()
     assert not np.allclose(changed, original)
+
+
+def _blocky_model():
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, name="stem_conv")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_act")(x)
+    for i in (1, 2):
+        x = keras.layers.Conv2D(4, 3, name=f"block{i}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="predictions")(x))
+
+
+def test_cascade_steps_reset_whole_blocks_from_the_output_down():
+    model = _blocky_model()
+    steps = metrics.cascade_steps(model)
+    assert [name for name, _ in steps] == ["predictions", "block2", "block1", "stem"]
+    assert steps[0][1] == ["predictions"]
+    assert steps[1][1] == ["predictions", "block2_bn", "block2_conv"]
+    weighted = {layer.name for layer in model.layers if layer.weights}
+    assert set(steps[-1][1]) == weighted  # the last step resets every layer
+    thinned = metrics.cascade_steps(model, max_steps=3)
+    assert [name for name, _ in thinned] == ["predictions", "block1", "stem"]
+    assert set(thinned[-1][1]) == weighted
+    for _, names in steps:  # every name is one randomize_layers resolves
+        metrics.randomize_layers(model, names, seed=0)
+
+
+def test_cascade_steps_expand_nested_models():
+    base_in = keras.Input((16, 16, 3))
+    base = keras.Model(base_in, keras.layers.Conv2D(4, 3, name="inner_conv")(base_in), name="base")
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+    steps = metrics.cascade_steps(model)
+    assert steps == [("out", ["out"]), ("inner", ["out", "base/inner_conv"])]
+
+
+@pytest.mark.parametrize("values, verdict", [
+    ([0.3, 0.1, 0.05], True),    # Grad-CAM on the default model
+    ([0.97, 0.76, 0.58], False),  # barely moves: the map ignores what was randomised
+    ([0.2, 0.6], False),          # ends above the bar
+    ([0.4, float("nan")], False),
+    ([], False),
+])
+def test_sanity_verdict(values, verdict):
+    assert metrics.sanity_passes(values) is verdict
+
+
+def test_sanity_check_tells_a_model_blind_map_from_grad_cam():
+    """A map computed from the image alone (an edge detector) cannot change when the
+    model is randomised and must fail; Grad-CAM of a real model must move."""
+    from explain.engine import CamEngine
+    from explain.layers import find_target_layer
+    from synthetic import gap_dense_cnn
+
+    keras.utils.set_random_seed(3)
+    model = gap_dense_cnn(size=32)
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 32, 32, 3)).astype(np.float32)
+
+    def edge_map(batch):
+        grey = batch.mean(-1)
+        return np.abs(np.diff(grey, axis=1))[:, ::2, ::2][:, :16, :15]
+
+    def grad_cam(m):
+        return CamEngine(m, find_target_layer(m, "last"), (32, 32, 3)).explain(images, [0] * 6).maps
+
+    blind, cam = [], []
+    trained_cam, trained_edges = grad_cam(model), edge_map(images)
+    for _, names in metrics.cascade_steps(model):
+        clone = metrics.randomize_layers(model, names, seed=1)
+        cam.append(np.mean([metrics.spearman(a, b) for a, b in zip(trained_cam, grad_cam(clone))]))
+        blind.append(np.mean([metrics.spearman(a, b) for a, b in zip(trained_edges, edge_map(images))]))
+    assert blind == pytest.approx([1.0] * len(blind)) and not metrics.sanity_passes(blind)
+    assert metrics.sanity_passes(cam), cam
+
+
+# -- ROAD ------------------------------------------------------------------------------
+def _ramp(h=48, w=40):
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    return np.stack([xx / w, yy / h, 0.5 * (xx + yy) / (h + w)], axis=-1)
+
+
+def test_linear_imputation_reproduces_a_plane_inside_the_image():
+    """A plane satisfies the neighbour-mean equation exactly away from the border,
+    so an interior hole must be filled with the plane itself."""
+    image = _ramp()
+    removed = np.zeros(image.shape[:2], bool)
+    removed[10:38, 8:30] = True
+    filled = metrics.linear_impute(image, removed, tol=1e-8)
+    np.testing.assert_allclose(filled, image, atol=1e-4)
+    np.testing.assert_array_equal(filled[~removed], image[~removed])  # known pixels untouched
+
+
+def test_linear_imputation_edge_cases():
+    image = _ramp(16, 16)
+    nothing = np.zeros((16, 16), bool)
+    np.testing.assert_array_equal(metrics.linear_impute(image, nothing), image)
+    everything = ~nothing
+    np.testing.assert_allclose(metrics.linear_impute(image, everything), image.mean(), atol=1e-6)
+    with pytest.raises(ValueError, match="mask"):
+        metrics.linear_impute(image, np.zeros((8, 8), bool))
+    one = nothing.copy()
+    one[5, 7] = True  # a single pixel: the weighted mean of its 8 neighbours
+    spot = image.copy()
+    spot[5, 7] = 9.0
+    weights = np.array([[1, 2, 1], [2, 0, 2], [1, 2, 1]], np.float32)
+    expected = (image[4:7, 6:9] * weights[..., None]).sum((0, 1)) / weights.sum()
+    np.testing.assert_allclose(metrics.linear_impute(spot, one)[5, 7], expected, atol=1e-5)
+
+
+def test_noisy_imputation_adds_noise_only_where_removed():
+    image = _ramp()
+    removed = np.zeros(image.shape[:2], bool)
+    removed[:, ::2] = True
+    noisy = metrics.noisy_linear_impute(image, removed, noise=0.05, seed=1)
+    np.testing.assert_array_equal(noisy[~removed], image[~removed])
+    residual = noisy[removed] - metrics.linear_impute(image, removed, tol=1e-3)[removed]
+    assert 0.03 < residual.std() < 0.07  # 0.05 of the image's range (which is 1)
+
+
+def test_road_perfect_map_beats_random_and_zero_map_is_finite():
+    image = _blob_image()
+    predict = _blob_predict()
+    perfect = metrics.road_scores(image, _perfect_map(), predict, 1)
+    random = metrics.road_scores(image, metrics.random_map((SIZE, SIZE), seed=0), predict, 1)
+    # MoRF: the blob goes in the first 10 % and is filled with background (0.2).
+    assert perfect["road_morf"] < 0.3 < random["road_morf"]
+    # LeRF: even at 90 % removed the 36 blob pixels stay.
+    assert perfect["road_lerf"] > 0.95 > random["road_lerf"]
+    flat = metrics.road_scores(image, np.zeros((8, 8), np.float32), predict, 1)
+    assert all(np.isfinite(v) and 0.0 <= v <= 1.0 for v in flat.values())

@@ -39,6 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--patience", type=int, default=8, help="early stopping on val accuracy")
     p.add_argument("--width", type=int, default=32, help="compact model base width")
+    p.add_argument("--map-stride", type=int, choices=(8, 16), default=8,
+                   help="compact model: input size / Grad-CAM map size (8: 16x16 at 128 px)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--data", help=f"dataset folder (default ${D.DATA_ENV} or ../shared/data/brain-tumor-mri)")
     p.add_argument("--csv", default="clean_split.csv", help="split file inside the dataset folder")
@@ -100,7 +102,8 @@ def git_commit() -> str | None:
 def build(args, steps_per_epoch: int, num_classes: int) -> keras.Model:
     size = args.size or DEFAULT_SIZES[args.arch]
     if args.arch == "compact":
-        model = ARCHITECTURES["compact"](size, num_classes, width=args.width)
+        model = ARCHITECTURES["compact"](size, num_classes, width=args.width,
+                                         map_stride=args.map_stride)
     else:
         model = ARCHITECTURES[args.arch](size, num_classes)
     schedule = keras.optimizers.schedules.CosineDecay(
