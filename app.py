@@ -26,6 +26,7 @@ import gradio as gr  # noqa: E402
 import numpy as np
 from PIL import Image
 
+from explain.audit import sanity_failures
 from explain.bundle import Bundle, add_model_options, default_bundle_path, load_from_args
 from explain.decode import ACCEPTED, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from explain.errors import ExplainError
@@ -70,12 +71,16 @@ def example_files(path: Path = EXAMPLES_JSON) -> list[tuple[str, str]]:
     return found
 
 
-def _markdown_note(exp) -> str:
+def _markdown_note(exp, failing=()) -> str:
     lines = [f"**Prediction:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).",
              f"**Heatmap of:** {exp.explained} — method {exp.method}, layer `{exp.layer}`"
              + (", averaged over 6 flipped and brightness-shifted copies." if exp.tta else ".")]
     if exp.empty:
         lines.append(f"No region of the image raises the {exp.explained} score: the heatmap is empty.")
+    if exp.method in failing:
+        lines.append(f"{METHODS[exp.method].label} failed the model-randomisation sanity check in this "
+                     "model's audit: its map changes little when the model's weights are randomised, so it "
+                     "shows where features are active more than what the class relies on.")
     return "\n\n".join(lines)
 
 
@@ -106,6 +111,7 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     explainer = explainer or Explainer(bundle, score_cam_channels=SCORE_CAM_CHANNELS)
     examples = example_files() if examples is None else examples
     h, w = bundle.spec.size
+    failing = sanity_failures(bundle)
 
     def run_explainer(image_file, class_choice, opacity, method, tta=False):
         if image_file is None:
@@ -130,7 +136,7 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
             ("heatmap", exp.heatmap_rgb(), f"{title} heatmap ({exp.explained})"),
             ("overlay", exp.overlay(opacity), f"Overlay, opacity {opacity:.2f}"),
         ])
-        return exp.probabilities, pictures, _markdown_note(exp)
+        return exp.probabilities, pictures, _markdown_note(exp, failing)
 
     def compare(image_file, class_choice: str = PREDICTED, opacity: float = 0.4, tta: bool = False):
         """Overlays of every CAM method for one image (same class), as a gallery."""
@@ -155,7 +161,9 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
                 method = gr.Dropdown([(cls.label, name) for name, cls in METHODS.items()],
                                      value=DEFAULT_METHOD, label="CAM method",
                                      info=f"Gradient-free ({', '.join(GRADIENT_FREE_METHODS)}) are slower; "
-                                          f"Score-CAM uses the {SCORE_CAM_CHANNELS} most active channels.")
+                                          f"Score-CAM uses the {SCORE_CAM_CHANNELS} most active channels."
+                                          + (f" Failed this model's randomisation sanity check: "
+                                             f"{', '.join(METHODS[m].label for m in failing)}." if failing else ""))
                 tta = gr.Checkbox(False, label="Smooth the map (test-time augmentation)",
                                   info="Average over flipped and brightness-shifted copies; 6x the CAM cost.",
                                   elem_id="tta")

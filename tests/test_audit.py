@@ -32,3 +32,25 @@ def test_audit_writes_reports_and_resumes(tmp_path, capsys):
     assert len(cached) == 4 * 5  # 4 images x (2 methods + Grad-CAM with TTA + 2 baselines)
     assert audit_main(args) == 0  # second run: everything from the cache
     assert (out / "cache.jsonl").read_text().splitlines() == cached
+
+
+def test_sanity_failures_are_read_from_the_bundles_own_audit(tmp_path):
+    from types import SimpleNamespace
+
+    import app as app_module
+    from explain.audit import sanity_failures
+    from explain.bundle import load_bundle
+
+    bundle = load_bundle(write_tiny_bundle(tmp_path / "bundle"))
+    assert sanity_failures(bundle) == []  # no audit yet
+    (tmp_path / "bundle" / "audit").mkdir()
+    report = tmp_path / "bundle" / "audit" / "audit.json"
+    report.write_text("{not json")
+    assert sanity_failures(bundle) == []
+    report.write_text(json.dumps({"sanity": {"passed": {"layercam": False, "gradcam": True, "gradcampp": False}}}))
+    assert sanity_failures(bundle) == ["gradcampp", "layercam"]  # menu order
+
+    exp = SimpleNamespace(predicted="glioma", explained="glioma", probabilities={"glioma": 0.9},
+                          method="layercam", layer="last", empty=False, tta=False)
+    assert "failed the model-randomisation sanity check" in app_module._markdown_note(exp, ["layercam"])
+    assert "sanity" not in app_module._markdown_note(exp, ["gradcampp"])

@@ -167,6 +167,12 @@ def test_upload_explain_example_and_bad_file_in_a_real_browser(served, page):
     expect_chosen(page, example)
     wait_for_result(page, expected_note(explainer, example))
 
+    # Ticking the smoothing box re-runs the same image with TTA; unticking goes back.
+    page.locator("#tta input[type=checkbox]").check()
+    expect(page.locator("#note")).to_contain_text("averaged over 6 flipped and brightness-shifted copies")
+    page.locator("#tta input[type=checkbox]").uncheck()
+    expect(page.locator("#note")).not_to_contain_text("averaged over")
+
     # A .png that is really text: the decoder's message in an error toast, no stack trace.
     bad = folder / "not_really.png"
     bad.write_text("this is a text file, not a picture\n" * 20)
