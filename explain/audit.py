@@ -3,9 +3,9 @@
     python -m explain.audit --model BUNDLE --split test [--methods gradcam scorecam ...] [--limit N]
 
 Per method (and for the random-map and centre-Gaussian baselines): deletion
-and insertion AUC, Average Drop / Increase in Confidence, energy inside the
-head, time per image; means with 95 % bootstrap intervals, overall and per
-class. Then the cascading-randomisation sanity check (Adebayo et al. 2018)
+and insertion AUC, Average Drop / Increase in Confidence, ROAD MoRF / LeRF,
+energy inside the head, time per image; means with 95 % bootstrap intervals,
+overall, per class and pooled over the tumour classes. Then the cascading-randomisation sanity check (Adebayo et al. 2018)
 for the gradient methods. Writes ``audit.json`` and ``audit.md`` to ``--out``.
 
 Per-image results are appended to ``OUT/cache.jsonl`` as they are computed,
@@ -41,6 +41,9 @@ HIGHER_IS_BETTER = {"deletion_auc": False, "insertion_auc": True, "average_drop"
 #: ROAD's removal fractions in the audit: every other one of the paper's nine
 #: keeps the cost (ten imputations per map) near that of the deletion curve.
 AUDIT_ROAD_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+#: Class names that mean "no lesion"; the other classes form the "tumour
+#: classes" block, where a map should sit on the lesion inside the head.
+NO_TUMOUR_LABELS = frozenset({"notumor", "no_tumor", "no tumor", "no_tumour", "no tumour", "normal", "healthy"})
 
 
 def parse_args(argv=None):
@@ -131,7 +134,11 @@ def audit_images(explainer: Explainer, items, folder: Path, methods, steps: int,
 
 
 def summarise(records, names, n_boot: int) -> dict:
-    """{method: {metric: {mean, low, high, n}}} overall and under "per_class"."""
+    """{method: {metric: {mean, low, high, n}}} under "overall", "per_class" and "tumour_classes".
+
+    "tumour_classes" pools the images of every class not in NO_TUMOUR_LABELS
+    ({} when there are none).
+    """
     def block(recs):
         out = {}
         for name in names:
@@ -142,7 +149,8 @@ def summarise(records, names, n_boot: int) -> dict:
 
     labels = sorted({r["label"] for r in records})
     return {"overall": block(records),
-            "per_class": {lab: block([r for r in records if r["label"] == lab]) for lab in labels}}
+            "per_class": {lab: block([r for r in records if r["label"] == lab]) for lab in labels},
+            "tumour_classes": block([r for r in records if r["label"].lower() not in NO_TUMOUR_LABELS])}
 
 
 def sanity_check(bundle: Bundle, explainer: Explainer, items, folder: Path, methods) -> dict:
@@ -216,6 +224,12 @@ def to_markdown(report: dict) -> str:
         cells = [f"{s['deletion_auc']['mean']:.3f} / {s['insertion_auc']['mean']:.3f} / {s['head_energy']['mean']:.2f}"
                  for s in block.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    tumour = report["summary"].get("tumour_classes")
+    if tumour:
+        count = next(iter(tumour.values()))["head_energy"]["n"]
+        lines += ["", f"## Head energy on the tumour classes ({count} images)", "",
+                  "| method | head energy |", "|---|---|"]
+        lines += [f"| {row_title(name)} | {cell(stats['head_energy'])} |" for name, stats in tumour.items()]
     sanity = report.get("sanity")
     if sanity:
         lines += ["", "## Sanity check: cascading randomisation", "",

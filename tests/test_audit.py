@@ -21,12 +21,19 @@ def test_audit_writes_reports_and_resumes(tmp_path, capsys):
         for metric in ("deletion_auc", "insertion_auc", "head_energy"):
             assert 0.0 <= stats[metric]["low"] <= stats[metric]["mean"] <= stats[metric]["high"] <= 1.0
     assert set(report["summary"]["per_class"]) == {"glioma", "meningioma", "notumor", "pituitary"}
+    # The tumour-class block pools the 3 tumour images (one per class), not the no-tumour one.
+    tumour = report["summary"]["tumour_classes"]["gradcam"]["head_energy"]
+    per_class = report["summary"]["per_class"]
+    assert tumour["n"] == 3
+    assert abs(tumour["mean"] - sum(per_class[c]["gradcam"]["head_energy"]["mean"]
+                                    for c in ("glioma", "meningioma", "pituitary")) / 3) < 1e-9
     sanity = report["sanity"]
     # The tiny model's blocks: out, last, first conv; the last step resets all of them.
     assert sanity["layers"] == ["predictions", "last", "conv2d"]
     assert len(sanity["methods"]["gradcam"]) == 3 and isinstance(sanity["passed"]["gradcam"], bool)
     markdown = (out / "audit.md").read_text()
     assert "| Grad-CAM |" in markdown and "| Grad-CAM + TTA |" in markdown and "| passes |" in markdown
+    assert "## Head energy on the tumour classes (3 images)" in markdown
 
     cached = (out / "cache.jsonl").read_text().splitlines()
     assert len(cached) == 4 * 5  # 4 images x (2 methods + Grad-CAM with TTA + 2 baselines)

@@ -55,10 +55,9 @@ def test_smoke_images_are_classified(explainer):
 def test_heatmaps_sit_on_the_head(explainer):
     """Regression guard on the fraction of heatmap mass inside the head.
 
-    The issue's target is 0.85; this model measures 0.81 on these 24 tumour
-    images (see the README's model card: the coarse 8x8 map leaves a low floor
-    over the large dark background). The bound below catches a model that
-    starts looking at borders, banners or background.
+    The issue's target: at least 0.85 on average over the 24 tumour images of
+    the smoke set (this model: 0.87, see the README's model card). A model that
+    looks at borders, banners or background fails it.
     """
     from explain.metrics import energy_inside, head_mask
 
@@ -66,5 +65,4 @@ def test_heatmaps_sit_on_the_head(explainer):
     paths = [p for p in (folder / "clean_smoke.txt").read_text().split() if "notumor" not in p]
     results = explainer.explain_batch([folder / p for p in paths])
     energies = [energy_inside(r.heatmap, head_mask(r.image)) for r in results]
-    assert np.mean(energies) >= 0.78, energies
-    assert np.median(energies) >= 0.78, energies
+    assert np.mean(energies) >= 0.85, energies

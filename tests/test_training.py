@@ -60,3 +60,30 @@ def test_train_end_to_end_and_resume(dataset, tmp_path, capsys):
     meta = bundle.metadata
     assert meta["epochs_run"] == 2 and len(meta["history"]) == 2
     assert len(meta["data"]["fingerprint_sha256"]) == 64 and meta["data"]["train_images"] == 40
+
+
+def test_evaluate_end_to_end_and_recalibration_is_idempotent(dataset, tmp_path, capsys):
+    from training.evaluate import main as evaluate_main
+
+    out = tmp_path / "bundle"
+    assert train_main(["--arch", "compact", "--size", "32", "--width", "8", "--batch-size", "8",
+                       "--data", str(dataset), "--cache", "", "--run-dir", str(tmp_path / "run"),
+                       "--out", str(out), "--epochs", "1"]) == 0
+    evaluate = ["--model", str(out), "--data", str(dataset), "--cache", "", "--calibrate",
+                "--write-metrics", "--bootstrap", "50", "--no-published"]
+    reports = []
+    for _ in range(2):
+        assert evaluate_main(evaluate) == 0
+        reports.append(json.loads((out / "eval" / "metrics_test.json").read_text()))
+    first, second = reports
+    # The second run starts from the temperature the first one stored, yet
+    # reports the same calibration against the raw model.
+    assert first["calibration"]["temperature_before"] == 1.0
+    assert second["calibration"] == first["calibration"]
+    assert second["metrics"] == first["metrics"] and first["n_images"] == 8
+    config = json.loads((out / "bundle.json").read_text())
+    assert config["temperature"] == pytest.approx(first["calibration"]["temperature"])
+    assert config["metadata"]["evaluation"]["test"]["metrics"] == first["metrics"]
+    for name in ("confusion_test.png", "reliability_test.png"):
+        assert (out / "eval" / name).stat().st_size > 0
+    assert "calibration: T 1.0000 ->" in capsys.readouterr().out

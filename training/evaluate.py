@@ -300,13 +300,15 @@ def main(argv=None) -> int:
             val_pixels, val_y = load_split(folder, D.read_split(folder, "val", args.csv), bundle, cache)
             val_logits = predictor.logits(val_pixels)
         temperature = M.fit_temperature(val_logits, val_y)
-        before = M.softmax(logits, bundle.temperature)
+        # "Before" is the raw model (T = 1), not whatever temperature the bundle
+        # holds now, so re-running --calibrate reproduces the same report.
+        before = M.softmax(logits, 1.0)
         calibration = {
             "fitted_on": "val",
             "val_images": int(len(val_y)),
-            "temperature_before": bundle.temperature,
+            "temperature_before": 1.0,
             "temperature": temperature,
-            "val_nll_before": M.nll_from_logits(val_logits, val_y, bundle.temperature),
+            "val_nll_before": M.nll_from_logits(val_logits, val_y, 1.0),
             "val_nll_after": M.nll_from_logits(val_logits, val_y, temperature),
             f"{args.split}_nll_before": M.negative_log_likelihood(before, y),
             f"{args.split}_ece_before": M.expected_calibration_error(before, y),

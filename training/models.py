@@ -27,8 +27,8 @@ def compact(size: int, num_classes: int, width: int = 32, dropout: float = 0.3,
 
     Input (size, size, 3) in [0, 1]; output (num_classes,) softmax. The final
     spatial map (the Grad-CAM layer) is size / map_stride: 16x16 at 128 px
-    with the default 8, 8x8 with 16. The finer map costs ~15 % more compute
-    and keeps the heatmap inside the head: with 16 px cells, bilinear
+    with the default 8, 8x8 with 16. The finer map makes the forward pass
+    ~20 % slower and keeps the heatmap inside the head: with 16 px cells,
     upsampling spreads the mass of a tumour near the skull onto the background.
     """
     if map_stride not in (8, 16):
