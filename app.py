@@ -32,6 +32,7 @@ from explain.decode import ACCEPTED, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from explain.errors import ExplainError
 from explain.methods import GRADIENT_FREE_METHODS, METHODS
 from explain.pipeline import DEFAULT_METHOD, Explainer
+from explain.recent import RecentExplanations, file_key
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_JSON = ROOT / "examples" / "examples.json"
@@ -112,17 +113,24 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     examples = example_files() if examples is None else examples
     h, w = bundle.spec.size
     failing = sanity_failures(bundle)
+    # Stored explanations hold the upload's pixels: keep them no longer than the upload itself.
+    recent = RecentExplanations(ttl_seconds=delete_cache[1] if delete_cache and delete_cache[1] > 0 else 600.0)
 
     def run_explainer(image_file, class_choice, opacity, method, tta=False):
         if image_file is None:
             raise gr.Error(f"Upload an image first ({ACCEPTED} or DICOM).")
         path = image_file if isinstance(image_file, str) else getattr(image_file, "name", image_file)
         class_name = None if class_choice in (None, "", PREDICTED) else class_choice
+        method, tta = method or DEFAULT_METHOD, bool(tta)
         try:
             opacity = float(opacity)
             if not 0.0 <= opacity <= 1.0:
                 raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
-            return explainer.explain(path, class_name, method=method or DEFAULT_METHOD, tta=bool(tta)), opacity
+            # Only the opacity is left out of the key: a new opacity re-blends the
+            # stored heatmap instead of running the model again.
+            file = file_key(path)
+            key = None if file is None else (file, class_name, method, tta)
+            return recent.get(key, lambda: explainer.explain(path, class_name, method=method, tta=tta)), opacity
         except (ExplainError, ValueError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 

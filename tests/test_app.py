@@ -100,3 +100,39 @@ def test_tta_option_through_the_api(running_app):
     assert label["label"] == plain["label"]
     assert {c["label"]: c["confidence"] for c in label["confidences"]} == pytest.approx(
         {c["label"]: c["confidence"] for c in plain["confidences"]}, abs=1e-6)
+
+
+def test_a_new_opacity_reblends_without_running_the_model_again(tmp_path):
+    """The slider's path: same file, class and method, new opacity -> no new model call."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from explain.pipeline import Explainer
+
+    class CountingExplainer(Explainer):
+        calls = 0
+
+        def explain(self, *args, **kwargs):
+            CountingExplainer.calls += 1
+            return super().explain(*args, **kwargs)
+
+    bundle = load_bundle(write_tiny_bundle(tmp_path / "bundle"))
+    image = write_png(tmp_path / "slice.png", np.random.default_rng(1).integers(0, 256, (40, 40), dtype=np.uint8))
+    demo = app_module.build_demo(bundle, explainer=CountingExplainer(bundle), examples=[])
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        upload = handle_file(str(image))
+        overlays = []
+        for opacity in (0.2, 0.9):
+            _, gallery, _ = client.predict(upload, "glioma", opacity, "gradcam", api_name="/predict")
+            with Image.open(gallery[2]["image"]) as overlay:
+                overlays.append(np.asarray(overlay.convert("RGB")))
+        assert CountingExplainer.calls == 1
+        assert not np.array_equal(*overlays)
+        client.predict(upload, "meningioma", 0.9, "gradcam", api_name="/predict")
+        client.predict(upload, "meningioma", 0.9, "eigencam", api_name="/predict")
+        assert CountingExplainer.calls == 3
+    finally:
+        demo.close()
