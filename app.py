@@ -128,7 +128,8 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
                 raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
             # Only the opacity is left out of the key: a new opacity re-blends the
             # stored heatmap instead of running the model again.
-            file = file_key(path)
+            # Files over the decoder's size limit are not hashed; the decoder refuses them.
+            file = file_key(path, max_bytes=explainer.max_bytes)
             key = None if file is None else (file, class_name, method, tta)
             return recent.get(key, lambda: explainer.explain(path, class_name, method=method, tta=tta)), opacity
         except (ExplainError, ValueError) as exc:

@@ -6,10 +6,11 @@ Layer-CAM fails the audit's cascading-randomisation check at the last
 convolutional layer of a GAP -> Dense model (the gradient there is uniform
 over the map). Its paper's remedy for coarse maps is to combine shallower
 layers, where the gradient does vary over the map. This script runs the
-audit's cascade (explain.metrics.cascade_steps / randomize_layers, on the
-same 24 test images as ``explain.audit --limit 120``) for Layer-CAM at each layer alone and for the
-mean of the layers' maps, each upsampled to the finest layer's size, and
-prints the mean Spearman correlation with the trained model's map per step.
+audit's cascade (explain.audit.cascade_correlations, on the same 24 test
+images as ``explain.audit --limit 120``) for Layer-CAM at each layer alone
+and for the mean of the layers' maps, each upsampled to the finest layer's
+size, and prints the mean Spearman correlation with the trained model's map
+per step.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 
 from explain import metrics as M
+from explain.audit import cascade_correlations, sanity_subset, spread
 from explain.bundle import Bundle, load_bundle
 from explain.methods import compute_maps
 from explain.pipeline import Explainer
@@ -52,28 +54,16 @@ def main(argv=None) -> int:
 
     bundle = load_bundle(args.model)
     folder = data_dir(args.data)
-    items = read_split(folder, "test")
-    # The audit's choice of images: --limit spread over the split, then every k-th of those.
-    if args.limit and len(items) > args.limit:
-        items = [items[int(i * len(items) / args.limit)] for i in range(args.limit)]
-    items = items[:: max(1, len(items) // args.images)][: args.images]
+    items = sanity_subset(spread(read_split(folder, "test"), args.limit), args.images)
     loader = Explainer(bundle)
     batch = np.stack([loader.load(folder / i.path)[1] for i in items])
     classes = [bundle.labels.index(i.label) for i in items]
-
-    original = layer_maps(bundle, bundle.model, args.layers, batch, classes)
-    rows = {name: [] for name in original}
-    steps = M.cascade_steps(bundle.model)
-    for k, (_, layer_names) in enumerate(steps, start=1):
-        randomised = layer_maps(bundle, M.randomize_layers(bundle.model, layer_names, seed=k),
-                                args.layers, batch, classes)
-        for name in rows:
-            rows[name].append(float(np.nanmean([M.spearman(a, b) for a, b in zip(original[name], randomised[name])])))
+    result = cascade_correlations(bundle.model, lambda model: layer_maps(bundle, model, args.layers, batch, classes))
 
     print(f"Layer-CAM, {len(items)} test images, mean Spearman with the trained model's map")
-    print("| layers | " + " | ".join(group for group, _ in steps) + " | passes |")
-    print("|---|" + "---|" * (len(steps) + 1))
-    for name, values in rows.items():
+    print("| layers | " + " | ".join(result["layers"]) + " | passes |")
+    print("|---|" + "---|" * (len(result["layers"]) + 1))
+    for name, values in result["methods"].items():
         verdict = "yes" if M.sanity_passes(values) else "no"
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {verdict} |")
     return 0

@@ -5,8 +5,9 @@
 Per method (and for the random-map and centre-Gaussian baselines): deletion
 and insertion AUC, Average Drop / Increase in Confidence, ROAD MoRF / LeRF,
 energy inside the head, time per image; means with 95 % bootstrap intervals,
-overall, per class and pooled over the tumour classes. Then the cascading-randomisation sanity check (Adebayo et al. 2018)
-for the gradient methods. Writes ``audit.json`` and ``audit.md`` to ``--out``.
+overall, per class and pooled over the tumour classes. Then the
+cascading-randomisation sanity check (Adebayo et al. 2018) for the gradient
+methods. Writes ``audit.json`` and ``audit.md`` to ``--out``.
 
 Per-image results are appended to ``OUT/cache.jsonl`` as they are computed,
 so an interrupted run resumes where it stopped.
@@ -153,26 +154,52 @@ def summarise(records, names, n_boot: int) -> dict:
             "tumour_classes": block([r for r in records if r["label"].lower() not in NO_TUMOUR_LABELS])}
 
 
+def spread(items, limit: int | None) -> list:
+    """At most ``limit`` of ``items``, evenly spaced (all of them for None or 0)."""
+    if limit and len(items) > limit:
+        return [items[int(i * len(items) / limit)] for i in range(limit)]
+    return list(items)
+
+
+def sanity_subset(items, count: int) -> list:
+    """The ``count`` images of the randomisation check: every k-th of ``items``."""
+    return list(items[:: max(1, len(items) // count)][:count])
+
+
+def cascade_correlations(model, maps_of) -> dict:
+    """Cascading randomisation of ``model`` from the output down to the input.
+
+    maps_of: model -> {name: (B, h, w) maps}, called once for the trained model
+    and once per step on a clone with the blocks so far re-initialised.
+    Returns {"layers": group per step, "methods": {name: mean Spearman per step}}.
+    """
+    original = maps_of(model)
+    result = {"layers": [], "methods": {name: [] for name in original}}
+    for k, (group, layer_names) in enumerate(M.cascade_steps(model), start=1):
+        randomised = maps_of(M.randomize_layers(model, layer_names, seed=k))
+        result["layers"].append(group)
+        for name, maps in original.items():
+            rho = [M.spearman(a, b) for a, b in zip(maps, randomised[name])]
+            result["methods"][name].append(float(np.nanmean(rho)) if not np.all(np.isnan(rho)) else float("nan"))
+    return result
+
+
 def sanity_check(bundle: Bundle, explainer: Explainer, items, folder: Path, methods) -> dict:
     """Cascading randomisation from the output layer down to the input.
 
     Returns {"layers": group per step, "methods": {name: mean Spearman per
     step}, "passed": {name: bool}} (see :func:`explain.metrics.sanity_passes`).
     """
-    steps = M.cascade_steps(bundle.model)
     loaded = [explainer.load(folder / i.path) for i in items]
     batch = np.stack([x for _, x in loaded])
     classes = [explainer.labels.index(i.label) for i in items]
-    original = {m: compute_maps(explainer.engine(), batch, classes, method=m)[0] for m in methods}
-    result = {"layers": [], "methods": {m: [] for m in methods}}
-    for k, (group, layer_names) in enumerate(steps, start=1):
-        clone = M.randomize_layers(bundle.model, layer_names, seed=k)
-        rnd = Explainer(Bundle(clone, bundle.labels, bundle.spec, bundle.target_layer, bundle.temperature))
-        result["layers"].append(group)
-        for m in methods:
-            maps = compute_maps(rnd.engine(), batch, classes, method=m)[0]
-            rho = [M.spearman(a, b) for a, b in zip(original[m], maps)]
-            result["methods"][m].append(float(np.nanmean(rho)) if not np.all(np.isnan(rho)) else float("nan"))
+
+    def maps_of(model):
+        ex = explainer if model is bundle.model else Explainer(
+            Bundle(model, bundle.labels, bundle.spec, bundle.target_layer, bundle.temperature))
+        return {m: compute_maps(ex.engine(), batch, classes, method=m)[0] for m in methods}
+
+    result = cascade_correlations(bundle.model, maps_of)
     result["pass_below"] = M.SANITY_PASS_BELOW
     result["passed"] = {m: M.sanity_passes(v) for m, v in result["methods"].items()}
     return result
@@ -255,9 +282,7 @@ def main(argv=None) -> int:
     bundle = load_from_args(args)
     explainer = Explainer(bundle)
     folder = data_dir(args.data)
-    items = read_split(folder, args.split)
-    if args.limit and len(items) > args.limit:
-        items = [items[int(i * len(items) / args.limit)] for i in range(args.limit)]
+    items = spread(read_split(folder, args.split), args.limit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -271,8 +296,8 @@ def main(argv=None) -> int:
     }
     gradient = [m for m in args.methods if m in GRADIENT_METHODS]
     if gradient and args.sanity_images > 0:
-        subset = items[:: max(1, len(items) // args.sanity_images)][: args.sanity_images]
-        report["sanity"] = sanity_check(bundle, explainer, subset, folder, gradient)
+        report["sanity"] = sanity_check(bundle, explainer, sanity_subset(items, args.sanity_images), folder,
+                                        gradient)
     report["seconds"] = round(time.time() - started, 1)
     (out / "audit.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "audit.md").write_text(to_markdown(report))
