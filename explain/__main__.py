@@ -11,18 +11,16 @@ exits with status 1 if any image failed to decode or any check failed
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
 
 from .bundle import add_model_options, load_from_args
 from .errors import ExplainError
 from .methods import METHODS
-from .pipeline import DEFAULT_METHOD, Explainer, Explanation
+from .pipeline import DEFAULT_METHOD, Explainer
 from .progress import progress
+from .report import write_result
+from .tta import TTA_COPIES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
 
@@ -36,7 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--class", dest="class_name", help="class to explain (default: the predicted one)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
     p.add_argument("--tta", action="store_true",
-                   help="smooth each map over flipped and brightness-shifted copies (6x the CAM cost)")
+                   help=f"smooth each map over flipped and brightness-shifted copies ({TTA_COPIES}x the CAM cost)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (0..1)")
     return p.parse_args(argv)
 
@@ -51,31 +49,6 @@ def collect(inputs: list[str]) -> list[Path]:
         else:
             found.append(path)
     return found
-
-
-def write_result(folder: Path, exp: Explanation, alpha: float, source: Path) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(exp.image).save(folder / "1_original.png")
-    Image.fromarray(exp.heatmap_rgb()).save(folder / "2_heatmap.png")
-    Image.fromarray(exp.overlay(alpha)).save(folder / "3_overlay.png")
-    report = {
-        "image": str(source),
-        "prediction": exp.predicted,
-        "explained_class": exp.explained,
-        "probabilities": exp.probabilities,
-        "layer": exp.layer,
-        "method": exp.method,
-        "tta": exp.tta,
-        "preprocessing": exp.preprocessing,
-        "model_input": {"shape": list(exp.model_input.shape),
-                        "min": float(exp.model_input.min()), "max": float(exp.model_input.max())},
-        "heatmap_empty": exp.empty,
-        "cam_shape": list(exp.cam.shape),
-        "checks": exp.checks,
-        "ok": all(exp.checks.values()),
-    }
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
 
 
 def _unique_folder(out: Path, source: Path, used: set) -> Path:

@@ -205,23 +205,6 @@ def sanity_check(bundle: Bundle, explainer: Explainer, items, folder: Path, meth
     return result
 
 
-def sanity_failures(bundle: Bundle) -> list[str]:
-    """Methods that failed the randomisation check in the bundle's own audit, in menu order.
-
-    Reads ``<bundle folder>/audit/audit.json`` (written by ``python -m
-    explain.audit --out <bundle folder>/audit``); [] if there is none.
-    """
-    folder = bundle.path if bundle.path is not None and bundle.path.is_dir() else None
-    report = folder / "audit" / "audit.json" if folder else None
-    if report is None or not report.is_file():
-        return []
-    try:
-        passed = json.loads(report.read_text()).get("sanity", {}).get("passed", {})
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [m for m in METHODS if passed.get(m) is False]
-
-
 def to_markdown(report: dict) -> str:
     lines = [f"# CAM audit: {report['model']}", "",
              f"{report['n_images']} images of the `{report['split']}` split of clean_split.csv, "

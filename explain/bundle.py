@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,33 @@ class Bundle:
     temperature: float = 1.0
     metadata: dict = field(default_factory=dict)
     path: Path | None = None
+
+    def audit(self) -> dict | None:
+        """The bundle's own audit report (``<folder>/audit/audit.json``), None if it has none.
+
+        Written by ``python -m explain.audit --out <folder>/audit``. A report
+        that cannot be read is reported with a warning and treated as absent:
+        the app must start, but not pretend the audit said nothing.
+        """
+        report = self.path / "audit" / "audit.json" if self.path is not None and self.path.is_dir() else None
+        if report is None or not report.is_file():
+            return None
+        try:
+            data = json.loads(report.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"Ignoring the unreadable audit report {report}: {exc}", stacklevel=2)
+            return None
+        return data
+
+    def failed_sanity_check(self) -> set[str]:
+        """Names of the methods that failed the randomisation sanity check in the bundle's own audit."""
+        passed = (self.audit() or {}).get("sanity", {}).get("passed", {})
+        if not isinstance(passed, dict):
+            warnings.warn(f"Ignoring the malformed sanity section of {self.path}/audit/audit.json", stacklevel=2)
+            return set()
+        return {name for name, ok in passed.items() if ok is False}
 
     def describe(self) -> str:
         h, w = self.spec.size

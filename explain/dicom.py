@@ -30,7 +30,7 @@ _ACCEPTED_DICOM = f"Accepted: uncompressed DICOM images, or {ACCEPTED}."
 _DAMAGED_HEADER = "The DICOM header is damaged and could not be read. Re-export the image and try again."
 
 
-def read_dicom(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+def read_dicom(data: bytes, *, max_pixels: int | None = None, frame: int | None = None) -> np.ndarray:
     """Decode the DICOM file ``data`` into an RGB ``uint8`` array of shape ``(H, W, 3)``.
 
     Greyscale (MONOCHROME1/2): the modality rescale (RescaleSlope/Intercept,
@@ -38,8 +38,8 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
     pair, or a 0.5-99.5 percentile window when the file has none;
     MONOCHROME1 is inverted so that high values are bright. Colour (RGB,
     YBR as converted by pydicom) passes through, scaled by BitsStored when
-    above 8 bits. Multi-frame files show their middle frame, the only one
-    decoded. ``max_pixels`` bounds Rows x Columns and is checked before the
+    above 8 bits. Multi-frame files give their middle frame (the only one
+    decoded), or frame number ``frame`` (0-based) when it is given. ``max_pixels`` bounds Rows x Columns and is checked before the
     pixel data is decoded. Raises :class:`ImageDecodeError` with a message
     fit to show to a person.
     """
@@ -59,7 +59,7 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
         # tolerate becomes the one error below, so the warnings are noise.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _to_rgb(ds, has_magic, max_pixels, pixel_array, apply_modality_lut)
+            return _to_rgb(ds, has_magic, max_pixels, pixel_array, apply_modality_lut, frame)
     except ImageDecodeError:
         raise
     except Exception as exc:
@@ -69,7 +69,7 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
 
 
 def _to_rgb(ds, has_magic: bool, max_pixels: int | None, pixel_array,
-            apply_modality_lut) -> np.ndarray:
+            apply_modality_lut, index: int | None = None) -> np.ndarray:
     """Parsed dataset -> (H, W, 3) uint8; see :func:`read_dicom`."""
     if not any(tag in ds for tag in _PIXEL_TAGS):
         if not has_magic:
@@ -95,8 +95,10 @@ def _to_rgb(ds, has_magic: bool, max_pixels: int | None, pixel_array,
 
     syntax = _ensure_transfer_syntax(ds)
     frames = _int(ds.get("NumberOfFrames")) or 1
+    if index is not None and not 0 <= index < frames:
+        raise ImageDecodeError(f"This DICOM file has {frames} frame(s); frame {index} does not exist.")
     try:
-        frame = pixel_array(ds, index=frames // 2)
+        frame = pixel_array(ds, index=frames // 2 if index is None else index)
     except Exception as exc:
         if not syntax.is_transfer_syntax:
             raise ImageDecodeError(
@@ -128,6 +130,17 @@ def _to_rgb(ds, has_magic: bool, max_pixels: int | None, pixel_array,
     grey[~np.isfinite(values)] = 0.0
     out = np.clip(np.rint(grey * 255.0), 0, 255).astype(np.uint8)
     return np.repeat(out[:, :, None], 3, axis=2)
+
+
+def count_frames(data: bytes) -> int:
+    """Number of frames of the DICOM file ``data`` (1 for single-frame files), from the header only."""
+    import pydicom
+
+    ds = _parse(pydicom, data, force=not is_dicom(data))
+    try:
+        return max(1, _int(ds.get("NumberOfFrames")) or 1)
+    except Exception as exc:
+        raise ImageDecodeError(_DAMAGED_HEADER) from exc
 
 
 def _parse(pydicom, data: bytes, *, force: bool):

@@ -13,9 +13,10 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Hashable
+from typing import TYPE_CHECKING, Callable, Hashable
 
-from .pipeline import Explanation
+if TYPE_CHECKING:  # a type hint only: importing the pipeline would pull in TensorFlow
+    from .pipeline import Explanation
 
 
 def file_key(path, max_bytes: int = 64 * 2**20) -> tuple | None:
@@ -43,8 +44,9 @@ class RecentExplanations:
     entries: how many to keep. max_pixels: explanations of larger images are
     returned but not kept, so memory stays under about entries x max_pixels x
     7 bytes (the RGB image plus the float32 heatmap). ttl_seconds: entries
-    older than this are dropped at the next call, so pixels of an upload do
-    not outlive the app's deletion of the upload itself (None: no limit).
+    older than this are dropped at the next call, and by :meth:`expire_every`'s
+    timer while no call comes, so pixels of an upload do not outlive the app's
+    deletion of the upload itself (None: no limit).
     """
 
     def __init__(self, entries: int = 8, max_pixels: int = 1_048_576, ttl_seconds: float | None = 600.0,
@@ -58,6 +60,27 @@ class RecentExplanations:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def expire_every(self, seconds: float) -> threading.Event:
+        """Drop expired entries every ``seconds`` on a daemon thread, requests or not.
+
+        Returns the event that stops the thread when set.
+        """
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(seconds):
+                self.expire()
+
+        threading.Thread(target=loop, name="recent-explanations-expiry", daemon=True).start()
+        return stop
+
+    def expire(self) -> None:
+        """Drop the entries older than ``ttl_seconds`` now."""
+        with self._lock:
+            self._drop_expired(self._clock())
 
     def _drop_expired(self, now: float) -> None:
         if self.ttl_seconds is not None:

@@ -48,6 +48,8 @@ BRIGHTNESS = (0.9, 1.0, 1.1)
 DEFAULT_AUGMENTATIONS: tuple[Augmentation, ...] = tuple(
     Augmentation(flip, b) for flip in FLIPS for b in BRIGHTNESS
 )
+#: How many copies a TTA map averages (the CAM cost is this many times one map).
+TTA_COPIES = len(DEFAULT_AUGMENTATIONS)
 
 
 def augment(pixels: np.ndarray, spec: InputSpec,

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from explain.audit import main as audit_main
 from synthetic import write_dataset, write_tiny_bundle
 
@@ -44,20 +46,23 @@ def test_audit_writes_reports_and_resumes(tmp_path, capsys):
 def test_sanity_failures_are_read_from_the_bundles_own_audit(tmp_path):
     from types import SimpleNamespace
 
-    import app as app_module
-    from explain.audit import sanity_failures
     from explain.bundle import load_bundle
+    from ui.texts import result_note
 
     bundle = load_bundle(write_tiny_bundle(tmp_path / "bundle"))
-    assert sanity_failures(bundle) == []  # no audit yet
+    assert bundle.failed_sanity_check() == set()  # no audit yet
     (tmp_path / "bundle" / "audit").mkdir()
     report = tmp_path / "bundle" / "audit" / "audit.json"
     report.write_text("{not json")
-    assert sanity_failures(bundle) == []
+    with pytest.warns(UserWarning, match="unreadable audit report"):
+        assert bundle.failed_sanity_check() == set()
+    report.write_text(json.dumps({"sanity": {"passed": ["gradcam"]}}))
+    with pytest.warns(UserWarning, match="malformed sanity section"):
+        assert bundle.failed_sanity_check() == set()
     report.write_text(json.dumps({"sanity": {"passed": {"layercam": False, "gradcam": True, "gradcampp": False}}}))
-    assert sanity_failures(bundle) == ["gradcampp", "layercam"]  # menu order
+    assert bundle.failed_sanity_check() == {"gradcampp", "layercam"}
 
     exp = SimpleNamespace(predicted="glioma", explained="glioma", probabilities={"glioma": 0.9},
                           method="layercam", layer="last", empty=False, tta=False)
-    assert "failed the model-randomisation sanity check" in app_module._markdown_note(exp, ["layercam"])
-    assert "sanity" not in app_module._markdown_note(exp, ["gradcampp"])
+    assert "failed the model-randomisation sanity check" in result_note(exp, ["layercam"])
+    assert "sanity" not in result_note(exp, ["gradcampp"])

@@ -9,7 +9,9 @@ missing. Screenshots at a desktop and a phone width land in ``tests/artifacts/``
 
 from __future__ import annotations
 
+import json
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,9 @@ import pytest
 import app as app_module
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
+from explain.tta import TTA_COPIES
 from synthetic import LABELS, write_png, write_tiny_bundle
+from test_dicom import make_dicom
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -61,7 +65,7 @@ def served(tmp_path_factory):
     bundle = load_bundle(write_tiny_bundle(folder / "bundle"))
     rng = np.random.default_rng(1)
     example = write_png(folder / "example_slice.png", rng.integers(0, 256, (40, 40), dtype=np.uint8))
-    demo = app_module.build_demo(bundle, examples=[(str(example), "test example")])
+    demo = app_module.build_demo(bundle, examples=[(str(example), "test example")], max_batch=5)
     port = free_port()
     # Styled as `python app.py` launches it: the layout checks below depend on its CSS.
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
@@ -86,73 +90,97 @@ def page(tmp_path):
             context.close()
 
 
-def choose_file(page, path: Path):
-    """Put ``path`` into the file component as a person would: clear the old file, then pick."""
-    # Once a file is chosen Gradio replaces the drop zone (and its input) with a
-    # file table; its Clear button brings the drop zone back.
-    clear = page.locator("#image-input").get_by_role("button", name="Clear")
+def upload(page, path: Path, box: str = "#image-input"):
+    """Drop ``path`` into ``box`` as a person would (no click on any button afterwards)."""
+    # A filled box shows its content instead of the drop zone; its Clear button brings it back.
+    clear = page.locator(box).get_by_role("button", name="Clear")
     if clear.count():
-        clear.click()
+        clear.first.click()
     # The real <input type=file> is hidden behind the drop zone; Playwright can
     # still set files on it, which is what the browser's file chooser does.
-    page.locator("#image-input input[type=file]").set_input_files(str(path))
-    expect_chosen(page, path)
-
-
-def expect_chosen(page, path: Path):
-    """The file component lists ``path`` (it renders stem and suffix in separate cells)."""
-    expect(page.locator("#image-input")).to_contain_text(path.stem)
+    page.locator(f"{box} input[type=file]").set_input_files(str(path))
 
 
 def wait_for_result(page, note_line: str):
-    """Wait until the label lists every class, the gallery holds 3 images and #note says ``note_line``."""
+    """Wait until the label lists every class, the gallery holds 3 images, the slider
+    shows 2 and #note says ``note_line``."""
     expect(page.locator("#note")).to_contain_text(note_line)
     for name in LABELS:
         expect(page.locator("#probabilities")).to_contain_text(name)
     expect(page.locator("#gallery img")).to_have_count(3)
-    for img in page.locator("#gallery img").all():
+    expect(page.locator("#slider img")).to_have_count(2)
+    for img in page.locator("#gallery img, #slider img").all():
         # naturalWidth > 0: the browser fetched and decoded the PNG, not just an <img> tag.
         expect(img).to_have_js_property("complete", True)
         assert img.evaluate("el => el.naturalWidth") > 0
+
+
+def in_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    view = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= view["height"]
 
 
 def image_boxes(page) -> list[dict]:
     return [img.bounding_box() for img in page.locator("#gallery img").all()]
 
 
-def test_upload_explain_example_and_bad_file_in_a_real_browser(served, page):
+def test_first_contact_example_upload_and_download(served, page, tmp_path):
     url, folder, bundle = served
     explainer = Explainer(bundle)
-    upload = write_png(folder / "uploaded_slice.png",
-                       np.random.default_rng(2).integers(0, 256, (48, 64), dtype=np.uint8))
+    first = write_png(folder / "uploaded_slice.png",
+                      np.random.default_rng(2).integers(0, 256, (48, 64), dtype=np.uint8))
+    second = write_png(folder / "second_slice.png",
+                       np.random.default_rng(3).integers(0, 256, (40, 56), dtype=np.uint8))
     example = folder / "example_slice.png"
     ARTIFACTS.mkdir(exist_ok=True)
 
+    # What a new visitor sees at 1280x800 without scrolling: the disclaimer and the examples.
     page.goto(url)
-    expect(page.locator("#disclaimer")).to_be_visible()
     expect(page.locator("#disclaimer")).to_contain_text("not a medical device")
-    expect(page.locator("#run")).to_be_visible()
-    # Gradio loads some components lazily; wait for the last ones before the screenshot.
-    expect(page.locator("#gallery")).to_be_visible()
-    expect(page.get_by_text("test example", exact=True)).to_be_visible()
-    page.screenshot(path=str(ARTIFACTS / "browser-start-1280x800.png"), full_page=True)
+    expect(page.locator("#examples img")).to_have_count(1)
+    # The caption (CSS-generated) is the thumbnail button's accessible name.
+    expect(page.locator("#examples").get_by_role("button", name="test example")).to_be_visible()
+    assert in_viewport(page, "#disclaimer") and in_viewport(page, "#examples"), "not visible without scrolling"
+    expect(page.locator("#slider")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "browser-start-1280x800.png"))
 
-    # Upload and explain.
-    choose_file(page, upload)
-    page.locator("#run").click()
-    wait_for_result(page, expected_note(explainer, upload))
-    page.screenshot(path=str(ARTIFACTS / "browser-desktop-1280x800.png"), full_page=True)
-    # Desktop: the three images side by side, and the gallery no taller than its
-    # one row of images needs (Gradio's default minimum height left a blank band).
+    # One click on the example: 4 class probabilities and the heatmaps.
+    page.locator("#examples .gallery-item").first.click()
+    wait_for_result(page, expected_note(explainer, example))
+    page.screenshot(path=str(ARTIFACTS / "browser-example-1280x800.png"), full_page=True)
+
+    # An upload with no click shows its own result.
+    upload(page, first)
+    wait_for_result(page, expected_note(explainer, first))
+    # Desktop: the three images side by side, and the gallery no taller than its row.
     boxes = image_boxes(page)
     assert len({round(b["y"]) for b in boxes}) == 1, boxes
     gallery_height = page.locator("#gallery").bounding_box()["height"]
     assert gallery_height < 1.5 * boxes[0]["height"] + 80, (gallery_height, boxes)
 
+    # The method comparison of the first upload, then a second upload clears it
+    # (and every other output) before showing its own result.
+    page.locator("#compare").click()
+    expect(page.locator("#comparison img")).to_have_count(len(app_module.METHODS))
+    upload(page, second)
+    expect(page.locator("#comparison img")).to_have_count(0)
+    wait_for_result(page, expected_note(explainer, second))
+    expect(page.locator("#comparison img")).to_have_count(0)
+
+    # The zip of the current result: the 3 PNGs and the CLI's report.json.
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    archive = tmp_path / "result.zip"
+    download.value.save_as(archive)
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["1_original.png", "2_heatmap.png", "3_overlay.png", "report.json"]
+        report = json.loads(z.read("report.json"))
+    assert report["image"] == second.name and set(report["probabilities"]) == set(LABELS)
+
     # The same result at a phone width: nothing overflows sideways and the
     # images are stacked, each about as wide as the screen.
     page.set_viewport_size(PHONE)
-    expect(page.locator("#run")).to_be_visible()
     page.wait_for_function("document.querySelector('#gallery img').getBoundingClientRect().width > 250")
     page.screenshot(path=str(ARTIFACTS / "browser-phone-390x844.png"), full_page=True)
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -162,30 +190,50 @@ def test_upload_explain_example_and_bad_file_in_a_real_browser(served, page):
     assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"], boxes
     page.set_viewport_size(DESKTOP)
 
-    # The example runs the model on its own image (run_on_click).
-    page.get_by_text("test example", exact=True).click()
-    expect_chosen(page, example)
-    wait_for_result(page, expected_note(explainer, example))
-
     # Ticking the smoothing box re-runs the same image with TTA; unticking goes back.
+    page.locator("#options").click()
     page.locator("#tta input[type=checkbox]").check()
-    expect(page.locator("#note")).to_contain_text("averaged over 6 flipped and brightness-shifted copies")
+    expect(page.locator("#note")).to_contain_text(f"averaged over {TTA_COPIES} flipped and brightness-shifted")
     page.locator("#tta input[type=checkbox]").uncheck()
     expect(page.locator("#note")).not_to_contain_text("averaged over")
+
+
+def test_bad_file_dicom_and_batch_in_a_real_browser(served, page, tmp_path):
+    url, folder, bundle = served
+    explainer = Explainer(bundle)
+    good = write_png(folder / "good_slice.png", np.random.default_rng(4).integers(0, 256, (40, 40), dtype=np.uint8))
+    page.goto(url)
+    expect(page.locator("#disclaimer")).to_be_visible()
 
     # A .png that is really text: the decoder's message in an error toast, no stack trace.
     bad = folder / "not_really.png"
     bad.write_text("this is a text file, not a picture\n" * 20)
-    choose_file(page, bad)
-    page.locator("#run").click()
+    upload(page, bad)
     toast = page.locator("[data-testid=toast-text]").filter(has_text=BAD_FILE_MESSAGE)
     expect(toast).to_be_visible()
-    # The toast slides in from the right; let it settle so the screenshot shows it.
-    page.wait_for_timeout(800)
+    page.wait_for_timeout(800)  # the toast slides in; let it settle for the screenshot
     page.screenshot(path=str(ARTIFACTS / "browser-error-toast-1280x800.png"))
     assert "Traceback" not in page.locator("body").inner_text()
-
     # After the error the page still works.
-    choose_file(page, upload)
-    page.locator("#run").click()
-    wait_for_result(page, expected_note(explainer, upload))
+    upload(page, good)
+    wait_for_result(page, expected_note(explainer, good))
+
+    # A DICOM file in the file box: its decoded image appears in the image box, then the result.
+    pixels = (np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 7) % 4096
+    dcm = tmp_path / "slice.dcm"
+    dcm.write_bytes(make_dicom(pixels, WindowCenter=2048, WindowWidth=4096))
+    upload(page, dcm, "#file-input")
+    expect(page.locator("#image-input img")).to_have_count(1)
+    wait_for_result(page, expected_note(explainer, dcm))
+
+    # The batch tab: one row per file, the bad file as its own error row.
+    page.get_by_role("tab", name="Several slices").click()
+    page.locator("#batch-input input[type=file]").set_input_files([str(good), str(bad), str(dcm)])
+    page.locator("#batch-run").click()
+    table = page.locator("#batch-table")
+    expect(table).to_contain_text(BAD_FILE_MESSAGE)
+    for name in (good.name, bad.name, dcm.name):
+        expect(table).to_contain_text(name)
+    expect(page.locator("#batch-gallery img")).to_have_count(2)
+    expect(page.locator("#batch-csv")).to_contain_text("batch")
+    page.screenshot(path=str(ARTIFACTS / "browser-batch-1280x800.png"), full_page=True)

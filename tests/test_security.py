@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 import app as app_module
+from ui.texts import DISCLAIMER
 from explain.bundle import load_bundle
 from synthetic import write_png, write_tiny_bundle
 
@@ -110,7 +111,7 @@ def test_api_needs_the_login(secured, env):
         assert r.status_code in (401, 403), (r.status_code, r.text[:200])
 
     client = Client(secured, auth=(USER, PASSWORD), verbose=False)
-    label, gallery, note = client.predict(handle_file(str(env["image"])), app_module.PREDICTED, 0.4,
+    label, gallery, note, _ = client.predict(handle_file(str(env["image"])), app_module.PREDICTED, 0.4,
                                           api_name="/predict")
     assert len(label["confidences"]) == 4 and len(gallery) == 3 and "Prediction" in note
 
@@ -122,7 +123,7 @@ def page_config(html: str) -> dict:
 
 
 def test_page_needs_the_login(secured):
-    markers = ("image-input", "not a medical device", app_module.DISCLAIMER[:40])
+    markers = ("image-input", "not a medical device", DISCLAIMER[:40])
     with anonymous(secured) as anon:
         page = anon.get("").text
         config = page_config(page)
@@ -240,7 +241,7 @@ def test_uploads_and_results_are_deleted_on_schedule(env, expiring):
     seen = watcher.stop()
     names = {p.name for p in seen}
     # Sanity check: the files whose deletion is checked did exist.
-    assert {env["image"].name, "original.png", "heatmap.png", "overlay.png"} <= names, names
+    assert {env["image"].name, "1_original.png", "2_heatmap.png", "3_overlay.png"} <= names, names
     # Empty files are Gradio's stray temp files (see the next test); they hold no data.
     left = [p for p in files_in(cache) if p.stat().st_size]
     assert not uploaded.exists(), "upload not deleted"
