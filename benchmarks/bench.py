@@ -155,7 +155,7 @@ def test_image(folder: Path) -> Path:
     The dataset's slices are 224x224 greyscale JPEGs; the size matters for the
     per-request decode, rendering and PNG work, so the fallback matches it.
     """
-    images = sorted((ROOT / "examples" / "images").glob("*.jpg"))
+    images = sorted((ROOT / "examples").glob("*.jpg"))
     if images:
         return images[0]
     from PIL import Image

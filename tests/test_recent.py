@@ -1,5 +1,7 @@
 """Stored explanations: a new opacity re-blends, anything else recomputes; memory stays bounded."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,23 @@ def test_entries_expire_after_their_time_to_live():
 def test_invalid_sizes_are_refused(kwargs):
     with pytest.raises(ValueError):
         RecentExplanations(**kwargs)
+
+
+def test_the_timer_drops_expired_entries_while_no_request_comes():
+    now = [0.0]
+    recent = RecentExplanations(ttl_seconds=60, clock=lambda: now[0])
+    compute, _ = counting()
+    recent.get("a", compute)
+    stop = recent.expire_every(0.01)
+    try:
+        fresh = threading.Event()
+        fresh.wait(0.1)                   # several timer ticks, entry not yet old
+        assert len(recent) == 1
+        now[0] = 61.0                     # the app stays idle: no get() from here on
+        for _ in range(500):
+            if len(recent) == 0:
+                break
+            fresh.wait(0.01)
+        assert len(recent) == 0
+    finally:
+        stop.set()
