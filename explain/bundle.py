@@ -171,17 +171,36 @@ def load_bundle(
     config.update({k: v for k, v in overrides.items() if v})
     _check_fields(config, str(source))
     model = _load_model(model_path)
+    if "color_mode" not in config:
+        config["color_mode"] = _assumed_color_mode(model, source)
     return from_model(
         model,
         labels=config["labels"],
         preprocessing=config["preprocessing"],
-        color_mode=config.get("color_mode", "grayscale"),
+        color_mode=config["color_mode"],
         input_size=config.get("input_size"),
         target_layer=config.get("target_layer", "auto"),
         temperature=config.get("temperature", 1.0),
         metadata=config.get("metadata", {}),
         path=source,
     )
+
+
+def _assumed_color_mode(model, source: Path) -> str:
+    """The colour mode of a bare model file given without one: detected where the input says, else assumed aloud.
+
+    One input channel can only be grayscale. Three channels fit both modes
+    (grey slices replicated, or colour images), so the assumption is named in
+    a warning instead of being made silently.
+    """
+    inputs = getattr(model, "inputs", None) or []
+    channels = inputs[0].shape[-1] if inputs and len(inputs[0].shape) == 4 else None
+    if channels != 3:
+        return "grayscale"
+    warnings.warn(f"{source}: no colour mode given; assuming 'grayscale' (each image converted to grey and "
+                  "copied to the 3 input channels, as for MRI slices). Pass --color-mode rgb if the model "
+                  "was trained on colour images; `python -m explain.doctor` measures which fits.", stacklevel=3)
+    return "grayscale"
 
 
 def _load_model(path: Path):

@@ -1,6 +1,7 @@
 """Bundles validate up front and say how to fix what is wrong."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -63,8 +64,17 @@ def test_bare_model_file_needs_labels_and_preprocessing(tmp_path):
     gap_dense_cnn().save(path)
     with pytest.raises(BundleError, match="labels and preprocessing"):
         load_bundle(path)
-    bundle = load_bundle(path, labels=LABELS, preprocessing="xception")
+    # Three input channels fit grey slices and colour images alike: the assumption is said aloud.
+    with pytest.warns(UserWarning, match="assuming 'grayscale'"):
+        bundle = load_bundle(path, labels=LABELS, preprocessing="xception")
     assert bundle.spec.preprocessing == "xception" and bundle.target_layer == "auto"
+    assert bundle.spec.color_mode == "grayscale"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # given explicitly, or one channel: nothing to assume
+        assert load_bundle(path, labels=LABELS, preprocessing="rescale", color_mode="rgb").spec.color_mode == "rgb"
+        grey = tmp_path / "grey.keras"
+        gap_dense_cnn(channels=1).save(grey)
+        assert load_bundle(grey, labels=LABELS, preprocessing="rescale").spec.color_mode == "grayscale"
 
 
 def test_models_that_cannot_be_explained(tmp_path):

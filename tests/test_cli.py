@@ -51,3 +51,41 @@ def test_cli_tta_flag_is_recorded(tmp_path, capsys):
         assert main([str(image), "--model", str(bundle), "--out", str(out / str(expected))] + flag) == 0
         report = json.loads((out / str(expected) / "a" / "report.json").read_text())
         assert report["tta"] is expected and report["ok"]
+
+
+def _bundle_with(tmp_path, activation: str):
+    """A tiny bundle whose first class has only negative Dense weights: its map is empty by construction
+    (the CAM layer is a ReLU, so every channel is >= 0 and the weighted sum <= 0)."""
+    from explain.bundle import from_model, save_bundle
+    from synthetic import LABELS, gap_dense_cnn
+
+    model = gap_dense_cnn(activation=activation)
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.get_weights()
+    kernel[:, 0] = -np.abs(kernel[:, 0]) - 0.1
+    dense.set_weights([kernel, bias])
+    bundle = from_model(model, labels=LABELS, preprocessing="rescale", target_layer="last")
+    return save_bundle(bundle, tmp_path / activation), LABELS[0]
+
+
+def test_an_empty_map_and_a_sigmoid_head_are_not_failures(tmp_path, capsys):
+    image = write_png(tmp_path / "a.png", np.random.default_rng(3).integers(0, 256, (40, 40), dtype=np.uint8))
+    for activation in ("softmax", "sigmoid"):
+        bundle, empty_class = _bundle_with(tmp_path, activation)
+        out = tmp_path / f"out-{activation}"
+        assert main([str(image), "--model", str(bundle), "--out", str(out), "--class", empty_class]) == 0
+        report = json.loads((out / "a" / "report.json").read_text())
+        assert report["heatmap_empty"] and report["ok"], report
+        # The sum check exists for softmax heads only, where it can fail.
+        assert ("probabilities_sum_to_one" in report["checks"]) == (activation == "softmax")
+        assert main([str(image), "--model", str(bundle), "--out", str(out)]) == 0  # predicted class
+
+
+def test_a_constant_image_fails_the_input_check(tmp_path, capsys):
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    blank = write_png(tmp_path / "blank.png", np.full((30, 30), 128, np.uint8))
+    out = tmp_path / "out"
+    assert main([str(blank), "--model", str(bundle), "--out", str(out)]) == 1
+    report = json.loads((out / "blank" / "report.json").read_text())
+    assert report["checks"]["input_has_variation"] is False and not report["ok"]
+    assert "input_has_variation" in capsys.readouterr().out
