@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -41,11 +42,6 @@ DICOM_MAGIC = b"DICM"
 DICOM_MAGIC_OFFSET = 128
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
-# Pillow's own bomb guard would raise a generic error (or only warn) at a fixed
-# size whatever max_pixels a caller configured; _check_pixels runs on the
-# header before any decoding and gives a clearer message, so Pillow's is off.
-# Note this setting is process-wide.
-Image.MAX_IMAGE_PIXELS = None
 
 
 def decode_image(
@@ -77,7 +73,18 @@ def decode_image(
     # Pillow's exception texts can quote raw chunk bytes, so they go to the
     # chained cause (logs), never into the message shown to the person.
     try:
-        image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
+        # Pillow's own bomb guard warns (or raises) at a fixed size whatever
+        # max_pixels says; _check_pixels below runs on the header before any
+        # decoding and gives a clearer message. The guard stays on for the rest
+        # of the process: only its warning is muted here, for this call.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(
+            f"The image has more pixels than this reader accepts (over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} "
+            f"MP); the limit here is {max_pixels / 1e6:.0f} MP. Upload a smaller image."
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
             f"This file is not an image that can be read. Accepted: {ACCEPTED_ALL}."
