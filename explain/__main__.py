@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .bundle import add_model_options, load_from_args
+from .decode import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom
 from .errors import ExplainError
 from .methods import METHODS
 from .pipeline import DEFAULT_METHOD, Explainer
@@ -22,7 +23,17 @@ from .progress import progress
 from .report import write_result
 from .tta import TTA_COPIES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm", ".dicom"}
+
+
+def is_slice_file(path: Path) -> bool:
+    """An image by its suffix, or an extension-less file with the DICOM marker (scanners write those)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    if path.suffix or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return is_dicom(f.read(DICOM_MAGIC_OFFSET + len(DICOM_MAGIC)))
 
 
 def parse_args(argv=None):
@@ -45,7 +56,7 @@ def collect(inputs: list[str]) -> list[Path]:
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(p for p in path.rglob("*") if p.is_file() and is_slice_file(p))
         else:
             found.append(path)
     return found

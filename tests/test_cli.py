@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from explain.__main__ import main
@@ -89,3 +90,18 @@ def test_a_constant_image_fails_the_input_check(tmp_path, capsys):
     report = json.loads((out / "blank" / "report.json").read_text())
     assert report["checks"]["input_has_variation"] is False and not report["ok"]
     assert "input_has_variation" in capsys.readouterr().out
+
+
+def test_folder_scan_finds_dicom_with_any_name(tmp_path):
+    pytest.importorskip("pydicom")
+    from explain.__main__ import collect
+    from test_dicom import make_dicom
+
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    data = make_dicom(np.arange(400, dtype=np.uint16).reshape(20, 20))
+    for name in ("a.dcm", "b.dicom", "IM0001"):
+        (folder / name).write_bytes(data)
+    (folder / "notes").write_text("not an image")
+    (folder / "c.txt").write_text("not an image")
+    assert [p.name for p in collect([str(folder)])] == ["IM0001", "a.dcm", "b.dicom"]
