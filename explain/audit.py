@@ -61,6 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=M.DEFAULT_STEPS, help="deletion/insertion steps")
     p.add_argument("--sanity-images", type=int, default=24, help="images for the randomisation check")
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--lesions", help="lesion annotation file (see explain/lesions.py): adds lesion rows")
+    p.add_argument("--lesions-only", action="store_true",
+                   help="with --lesions: only the lesion rows (no faithfulness curves, no sanity check)")
     p.add_argument("--out", default="audit-out")
     return p.parse_args(argv)
 
@@ -258,6 +261,60 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n_boot: int,
+                   base: Path | None = None) -> dict:
+    """Lesion metrics (explain.localisation) per method and baseline, overall and per class.
+
+    Only annotated images with a box or mask count. The map explains the
+    image's true class (the lesion's), upsampled to the original image as
+    the app shows it. Returns {"n_images", "rows": {row: {"overall"|class:
+    {metric: bootstrap_mean}}}}.
+    """
+    from .localisation import METRICS, baseline_maps, lesion_scores
+    from .overlay import upsample
+
+    per_row: dict[str, dict[str, list[dict]]] = {}
+    used = 0
+    for key in sorted(lesions):
+        lesion = lesions[key]
+        rgb, x = explainer.load(folder / key)
+        mask = lesion.mask_array(rgb.shape[:2], base)
+        if mask is None:
+            continue
+        used += 1
+        label = Path(key).parent.name
+        cls = explainer.class_index(label)
+        maps = {name: upsample(method_map(explainer, name, rgb, x, cls), rgb.shape[:2]) for name in methods}
+        maps.update({f"baseline: {name}": heat for name, heat in baseline_maps(rgb).items()})
+        for name, heat in maps.items():
+            rows = per_row.setdefault(name, {})
+            scores = lesion_scores(heat, mask)
+            rows.setdefault("overall", []).append(scores)
+            rows.setdefault(label, []).append(scores)
+    return {"n_images": used, "metrics": list(METRICS), "rows": {
+        name: {group: {m: M.bootstrap_mean([s[m] for s in scores], n_boot) for m in METRICS}
+               for group, scores in groups.items()}
+        for name, groups in per_row.items()}}
+
+
+def lesion_markdown(summary: dict) -> str:
+    metrics = summary["metrics"]
+    groups = sorted({g for rows in summary["rows"].values() for g in rows}, key=lambda g: (g != "overall", g))
+    lines = [f"## Lesion localisation ({summary['n_images']} annotated images; map of the true class)", ""]
+    for group in groups:
+        lines += [f"### {group}", "", "| map | " + " | ".join(metrics) + " |",
+                  "|---|" + "---:|" * len(metrics)]
+        for name, rows in summary["rows"].items():
+            if group not in rows:
+                continue
+            cells = [f"{rows[group][m]['mean']:.2f} [{rows[group][m]['low']:.2f}, {rows[group][m]['high']:.2f}]"
+                     for m in metrics]
+            lines.append(f"| {row_title(name) if not name.startswith('baseline') else name} ({rows[group][metrics[0]]['n']}) | "
+                         + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     from training.data import data_dir, read_split
 
@@ -270,21 +327,33 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     methods = [*args.methods, *(m + TTA_SUFFIX for m in args.tta)]
-    records = audit_images(explainer, items, folder, methods, args.steps, out / "cache.jsonl")
     report = {
         "model": str(bundle.path), "split": args.split, "n_images": len(items),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m explain.audit " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "summary": summarise(records, [*methods, *BASELINES], args.bootstrap),
     }
-    gradient = [m for m in args.methods if m in GRADIENT_METHODS]
-    if gradient and args.sanity_images > 0:
-        report["sanity"] = sanity_check(bundle, explainer, sanity_subset(items, args.sanity_images), folder,
-                                        gradient)
+    if args.lesions_only and not args.lesions:
+        raise SystemExit("error: --lesions-only needs --lesions FILE")
+    if not args.lesions_only:
+        records = audit_images(explainer, items, folder, methods, args.steps, out / "cache.jsonl")
+        report["summary"] = summarise(records, [*methods, *BASELINES], args.bootstrap)
+        gradient = [m for m in args.methods if m in GRADIENT_METHODS]
+        if gradient and args.sanity_images > 0:
+            report["sanity"] = sanity_check(bundle, explainer, sanity_subset(items, args.sanity_images), folder,
+                                            gradient)
+    text = "" if args.lesions_only else to_markdown(report)
+    if args.lesions:
+        from .lesions import read_lesions
+
+        in_split = {i.path for i in read_split(folder, args.split)}
+        lesions = {k: v for k, v in read_lesions(args.lesions).items() if k in in_split}
+        report["lesions"] = {"file": args.lesions, **lesion_summary(
+            explainer, lesions, folder, methods, args.bootstrap, Path(args.lesions).parent)}
+        text += lesion_markdown(report["lesions"])
     report["seconds"] = round(time.time() - started, 1)
     (out / "audit.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "audit.md").write_text(to_markdown(report))
-    print(to_markdown(report))
+    (out / "audit.md").write_text(text)
+    print(text)
     return 0
 
 

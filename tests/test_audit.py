@@ -66,3 +66,29 @@ def test_sanity_failures_are_read_from_the_bundles_own_audit(tmp_path):
                           method="layercam", layer="last", empty=False, tta=False)
     assert "failed the model-randomisation sanity check" in result_note(exp, ["layercam"])
     assert "sanity" not in result_note(exp, ["gradcampp"])
+
+
+def test_audit_lesion_rows_on_known_boxes(tmp_path, capsys):
+    from synthetic import LABELS
+
+    data = write_dataset(tmp_path / "data", per_class=13)
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    # Each test image's brightest region is its class's bar (write_dataset); box it. The
+    # notumor image gets no box, and one image outside the split must be ignored.
+    images = {f"Training/{label}/img_12.png": {"box": [10, 8 * k, 30, 8 * k + 12], "confidence": "high"}
+              for k, label in enumerate(LABELS) if label != "notumor"}
+    images["Training/glioma/img_00.png"] = {"box": [0, 0, 5, 5], "confidence": "low"}  # train split
+    lesions = tmp_path / "lesions.json"
+    lesions.write_text(json.dumps({"format": "brain-mri-gradcam-lesions", "version": 1, "images": images}))
+    out = tmp_path / "audit"
+    assert audit_main(["--model", str(bundle), "--data", str(data), "--split", "test", "--methods", "gradcam",
+                       "--bootstrap", "50", "--lesions", str(lesions), "--lesions-only", "--out", str(out)]) == 0
+    report = json.loads((out / "audit.json").read_text())
+    assert "summary" not in report and "sanity" not in report  # --lesions-only
+    rows = report["lesions"]["rows"]
+    assert report["lesions"]["n_images"] == 3
+    assert set(rows) == {"gradcam", "gradcam+tta", "baseline: uniform", "baseline: centre", "baseline: bright blob"}
+    assert set(rows["gradcam"]) == {"overall", "glioma", "meningioma", "pituitary"}
+    assert rows["baseline: bright blob"]["overall"]["pointing_0px"]["mean"] == 1.0
+    assert abs(rows["baseline: uniform"]["overall"]["box_energy_ratio"]["mean"] - 1.0) < 1e-6
+    assert "Lesion localisation (3 annotated images" in (out / "audit.md").read_text()
