@@ -10,7 +10,6 @@ missing. Screenshots at a desktop and a phone width land in ``tests/artifacts/``
 from __future__ import annotations
 
 import json
-import socket
 import zipfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import app as app_module
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
 from explain.tta import TTA_COPIES
-from synthetic import LABELS, write_png, write_tiny_bundle
+from synthetic import LABELS, free_port, write_png, write_tiny_bundle
 from test_dicom import make_dicom
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,11 +44,6 @@ expect = sync_api.expect
 # Playwright's assertions wait 5 s by default; the first prediction can take longer.
 expect.set_options(timeout=TIMEOUT_MS)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def expected_note(explainer: Explainer, path: Path) -> str:

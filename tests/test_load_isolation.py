@@ -34,7 +34,7 @@ from PIL import Image
 import app as app_module
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
-from synthetic import LABELS, write_png, write_tiny_bundle
+from synthetic import LABELS, stop_process, write_png, write_tiny_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -107,12 +107,7 @@ def server(tmp_path_factory):
         wait_for_port(port, proc, log)
         yield f"http://127.0.0.1:{port}/", psutil.Process(proc.pid), folder, bundle_dir
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 class RssSampler(threading.Thread):

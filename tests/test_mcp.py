@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 
 import numpy as np
 import pytest
@@ -12,17 +11,12 @@ import pytest
 import app as app_module
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
-from synthetic import LABELS, write_png, write_tiny_bundle
+from synthetic import LABELS, free_port, write_png, write_tiny_bundle
 
 mcp = pytest.importorskip("mcp", reason="the mcp package is missing (pip install -r requirements.txt)")
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamablehttp_client  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def call_predict(url: str, image_data_url: str):

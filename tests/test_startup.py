@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,14 +10,11 @@ from pathlib import Path
 
 import httpx
 
+from synthetic import free_port, stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 180
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_quiet_start_serves_shipped_examples_without_the_dataset(tmp_path):
@@ -49,8 +45,4 @@ def test_quiet_start_serves_shipped_examples_without_the_dataset(tmp_path):
         shipped = {p.name for p in (ROOT / "examples").glob("*.jpg")}
         assert len(shipped) == 8 and names == shipped, (names, shipped)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
