@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from explain.decode import decode_image  # noqa: E402
-from training.data import data_dir, read_split  # noqa: E402
+from explain.dataset import data_dir, read_split  # noqa: E402
 
 TUMOUR_CLASSES = ("glioma", "meningioma", "pituitary")
 SCALE = 3

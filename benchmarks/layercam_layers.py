@@ -42,7 +42,7 @@ def layer_maps(bundle: Bundle, model, layers, batch, classes) -> dict[str, np.nd
 
 
 def main(argv=None) -> int:
-    from training.data import data_dir, read_split
+    from explain.dataset import data_dir, read_split
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/default")

@@ -74,6 +74,21 @@ class Bundle:
             return set()
         return {name for name, ok in passed.items() if ok is False}
 
+    def weights_digest(self) -> str:
+        """SHA-256 (hex) over every weight array of the model, in layer order: names the
+        numbers a model computes, so results cached for one set of weights are never
+        reused for another (a retrain, a fine-tune, another file)."""
+        import hashlib
+
+        import numpy as np
+
+        digest = hashlib.sha256()
+        for array in self.model.get_weights():
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
     def describe(self) -> str:
         h, w = self.spec.size
         where = str(self.path) if self.path else "(in memory)"

@@ -130,12 +130,14 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def merge_annotations(a: dict[str, Lesion], b: dict[str, Lesion]):
+def merge_annotations(a: dict[str, Lesion], b: dict[str, Lesion], keep_single: bool = False):
     """Two annotators' boxes -> (merged lesions, report).
 
     Per image both saw: IoU of the boxes. Merged: the mean box where IoU >=
     AGREE_IOU (confidence: the lower of the two), null where both said null;
-    everything else is a disagreement, listed for review and left out.
+    everything else is a disagreement, listed for review and left out. With
+    ``keep_single``, an image only one annotator saw keeps that annotator's
+    entry, its note prefixed "one annotator (A|B)" so it can be told apart.
     """
     merged, ious, disagreements, per_class = {}, [], [], {}
     order = {c: i for i, c in enumerate(CONFIDENCES)}
@@ -161,6 +163,12 @@ def merge_annotations(a: dict[str, Lesion], b: dict[str, Lesion]):
             merged[key] = Lesion(box, confidence, f"mean of two boxes, IoU {iou:.2f}; {x.note}")
         else:
             disagreements.append({"image": key, "reason": f"IoU {iou:.2f}", "a": x.box, "b": y.box})
+
+    if keep_single:
+        for name, only, other in (("A", a, b), ("B", b, a)):
+            for key in sorted(set(only) - set(other)):
+                x = only[key]
+                merged[key] = Lesion(x.box, x.confidence, f"one annotator ({name}): {x.note}")
 
     def summary(values, images, both_null, one_null):
         values = np.asarray(values, float)
@@ -191,9 +199,11 @@ def main(argv=None) -> int:
     p.add_argument("first", nargs="+", help="annotator A's files")
     p.add_argument("--with", dest="second", nargs="+", required=True, help="annotator B's files")
     p.add_argument("--out", help="merge: merged annotation file to write")
+    p.add_argument("--keep-single", action="store_true",
+                   help="merge: keep images only one annotator saw (their note says so)")
     p.add_argument("--report", help="agreement report (JSON) to write, with the disagreements")
     args = p.parse_args(argv)
-    merged, report = merge_annotations(_read_many(args.first), _read_many(args.second))
+    merged, report = merge_annotations(_read_many(args.first), _read_many(args.second), args.keep_single)
     for name, s in [("overall", report["overall"])] + list(report["per_class"].items()):
         median = "-" if s["median_iou"] is None else f"{s['median_iou']:.2f}"
         share = "-" if s["share_iou_at_least_0.5"] is None else f"{s['share_iou_at_least_0.5']:.2f}"
@@ -205,8 +215,10 @@ def main(argv=None) -> int:
     if args.mode == "merge":
         if not args.out:
             p.error("merge needs --out")
-        write_lesions(args.out, merged, about="Boxes of two annotators, merged where IoU >= 0.5 "
-                                              "(see annotations/README.md)")
+        about = "Boxes of two annotators, merged where IoU >= 0.5"
+        if args.keep_single:
+            about += "; images only one annotator saw keep that box (note: 'one annotator')"
+        write_lesions(args.out, merged, about=about + " (see annotations/README.md)")
         print(f"wrote {args.out}: {sum(v.box is not None for v in merged.values())} boxes, "
               f"{sum(v.box is None for v in merged.values())} null")
     return 0

@@ -42,6 +42,26 @@ def test_audit_writes_reports_and_resumes(tmp_path, capsys):
     assert audit_main(args) == 0  # second run: everything from the cache
     assert (out / "cache.jsonl").read_text().splitlines() == cached
 
+    # Other weights (a retrain) or another setting: the cached records are not reused.
+    write_tiny_bundle(bundle, seed=1)
+    assert audit_main(args) == 0
+    again = (out / "cache.jsonl").read_text().splitlines()
+    assert len(again) == 2 * len(cached)
+    assert len({json.loads(line)["key"] for line in again}) == 2
+    assert audit_main(args[:-2] + ["--steps", "5", "--out", str(out)]) == 0
+    assert len((out / "cache.jsonl").read_text().splitlines()) == 3 * len(cached)
+
+    # --lesions-only adds lesion rows to the report already there.
+    before = json.loads((out / "audit.json").read_text())
+    assert audit_main(["--model", str(bundle), "--data", str(data), "--split", "test", "--methods", "gradcam",
+                       "--bootstrap", "20", "--lesions", str(write_lesions(tmp_path)), "--lesions-only",
+                       "--out", str(out)]) == 0
+    after = json.loads((out / "audit.json").read_text())
+    assert after["summary"] == before["summary"] and after["sanity"] == before["sanity"]
+    assert after["lesions"]["n_images"] == 3
+    markdown = (out / "audit.md").read_text()
+    assert "| Grad-CAM |" in markdown and "Lesion localisation (3 annotated images" in markdown
+
 
 def test_sanity_failures_are_read_from_the_bundles_own_audit(tmp_path):
     from types import SimpleNamespace
@@ -68,18 +88,24 @@ def test_sanity_failures_are_read_from_the_bundles_own_audit(tmp_path):
     assert "sanity" not in result_note(exp, ["gradcampp"])
 
 
-def test_audit_lesion_rows_on_known_boxes(tmp_path, capsys):
+def write_lesions(folder):
+    """Boxes on the test images of write_dataset(per_class=13); returns the file."""
     from synthetic import LABELS
 
-    data = write_dataset(tmp_path / "data", per_class=13)
-    bundle = write_tiny_bundle(tmp_path / "bundle")
     # Each test image's brightest region is its class's bar (write_dataset); box it. The
     # notumor image gets no box, and one image outside the split must be ignored.
     images = {f"Training/{label}/img_12.png": {"box": [10, 8 * k, 30, 8 * k + 12], "confidence": "high"}
               for k, label in enumerate(LABELS) if label != "notumor"}
     images["Training/glioma/img_00.png"] = {"box": [0, 0, 5, 5], "confidence": "low"}  # train split
-    lesions = tmp_path / "lesions.json"
+    lesions = folder / "lesions.json"
     lesions.write_text(json.dumps({"format": "brain-mri-gradcam-lesions", "version": 1, "images": images}))
+    return lesions
+
+
+def test_audit_lesion_rows_on_known_boxes(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", per_class=13)
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    lesions = write_lesions(tmp_path)
     out = tmp_path / "audit"
     assert audit_main(["--model", str(bundle), "--data", str(data), "--split", "test", "--methods", "gradcam",
                        "--bootstrap", "50", "--lesions", str(lesions), "--lesions-only", "--out", str(out)]) == 0

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not (BUNDLE / "bundle.json").is_file(),
 
 
 def _data_dir():
-    from training.data import data_dir
+    from explain.dataset import data_dir
 
     try:
         return data_dir()

@@ -236,7 +236,7 @@ DEFAULT = default_bundle_path()
 @pytest.mark.skipif(not (DEFAULT / "bundle.json").is_file(), reason=f"no default bundle at {DEFAULT}")
 def test_default_model_with_wrong_preprocessing_and_rotated_labels(tmp_path):
     from explain.audit import spread
-    from training.data import data_dir, read_split
+    from explain.dataset import data_dir, read_split
 
     try:
         folder = data_dir()  # $BRAIN_MRI_DATA or ../shared/data/brain-tumor-mri

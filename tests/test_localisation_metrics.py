@@ -76,6 +76,10 @@ def test_box_iou_and_merge(tmp_path):
     assert report["overall"]["images"] == 4 and report["overall"]["both_boxed"] == 2
     assert report["overall"]["share_iou_at_least_0.5"] == 0.5
     assert {d["image"] for d in report["disagreements"]} == {"g/2.jpg", "g/3.jpg"}
+    assert "p/5.jpg" not in merged
+    kept, same_report = merge_annotations(a, b, keep_single=True)
+    assert kept["p/5.jpg"].box == (0, 0, 4, 4) and kept["p/5.jpg"].note.startswith("one annotator (A)")
+    assert {k: v for k, v in kept.items() if k != "p/5.jpg"} == merged and same_report == report
 
 
 @pytest.mark.parametrize("entry, words", [

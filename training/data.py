@@ -11,67 +11,20 @@ runs on TensorFlow and on JAX alike.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import keras
 import numpy as np
 
+# The split reader lives in the library; re-exported so training code keeps one namespace.
+from explain.dataset import (DATA_ENV, LABELS, ROOT, Item, data_dir, fingerprint,  # noqa: F401
+                             published_testing, read_split)
 from explain.decode import decode_image
 from explain.preprocess import InputSpec, finish, prepare_pixels
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_ENV = "BRAIN_MRI_DATA"
-LABELS = ("glioma", "meningioma", "notumor", "pituitary")
 CACHE_VERSION = 1
-
-
-def data_dir(override: str | os.PathLike | None = None) -> Path:
-    """The dataset folder: ``override``, else $BRAIN_MRI_DATA, else ../shared/data/brain-tumor-mri."""
-    path = Path(override or os.environ.get(DATA_ENV) or ROOT.parent / "shared/data/brain-tumor-mri")
-    if not (path / "clean_split.csv").is_file():
-        raise FileNotFoundError(
-            f"No dataset at {path} (clean_split.csv missing). Set {DATA_ENV} or pass --data."
-        )
-    return path
-
-
-@dataclass(frozen=True)
-class Item:
-    path: str  # relative to the data folder
-    label: str
-    split: str
-
-
-def read_split(folder: Path, split: str | None = None, csv_name: str = "clean_split.csv") -> list[Item]:
-    """Rows of ``clean_split.csv`` (optionally one split), in file order."""
-    with open(folder / csv_name, newline="") as f:
-        items = [Item(r["path"], r["label"], r["split"]) for r in csv.DictReader(f)]
-    return [i for i in items if split is None or i.split == split]
-
-
-def read_list(folder: Path, list_name: str) -> list[Item]:
-    """A list file of relative paths (e.g. clean_smoke.txt); labels from the folder names."""
-    lines = (folder / list_name).read_text().split()
-    return [Item(p, Path(p).parent.name, "list") for p in lines]
-
-
-def published_testing(folder: Path) -> list[Item]:
-    """Every image of the published Testing folder (leaky: for comparison only)."""
-    return [Item(str(p.relative_to(folder)), p.parent.name, "published-test")
-            for p in sorted((folder / "Testing").glob("*/*.jpg"))]
-
-
-def fingerprint(items: list[Item]) -> str:
-    """SHA-256 over the listed paths and labels: identifies the data a model saw."""
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(f"{item.path},{item.label},{item.split}\n".encode())
-    return digest.hexdigest()
 
 
 def load_pixels(folder: Path, items: list[Item], spec: InputSpec, cache_dir: Path | None) -> np.ndarray:
@@ -92,26 +45,32 @@ def load_pixels(folder: Path, items: list[Item], spec: InputSpec, cache_dir: Pat
     return pixels
 
 
-def augment(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment(pixels: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None):
     """(h, w, c) uint8 -> (h, w, c) float32 in [0, 255]: flip, rotate +-10 deg, zoom 0.9-1.1,
     shift +-6 %, contrast x0.8-1.2, brightness +-20 grey levels.
 
     Applied to the single grey channel before it is replicated (a third of the cost).
+    With ``mask`` ((h, w) float32 in [0, 1], e.g. a lesion box), returns ``(image, mask)``
+    with the mask moved by the same flip and warp (bilinear, so box edges stay fractional).
     """
     h, w = pixels.shape[:2]
-    image = pixels
-    if rng.random() < 0.5:
-        image = image[:, ::-1]
+    flip = rng.random() < 0.5
     angle = rng.uniform(-10, 10)
     scale = rng.uniform(0.9, 1.1)
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
     matrix[:, 2] += rng.uniform(-0.06, 0.06, size=2) * (w, h)
-    warped = cv2.warpAffine(np.ascontiguousarray(image), matrix, (w, h), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    out = warped.astype(np.float32).reshape(h, w, -1)
+
+    def warp(array):
+        array = np.ascontiguousarray(array[:, ::-1] if flip else array)
+        return cv2.warpAffine(array, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    out = warp(pixels).astype(np.float32).reshape(h, w, -1)
     mean = out.mean()
-    out = (out - mean) * rng.uniform(0.8, 1.2) + mean + rng.uniform(-20, 20)
-    return np.clip(out, 0.0, 255.0)
+    out = np.clip((out - mean) * rng.uniform(0.8, 1.2) + mean + rng.uniform(-20, 20), 0.0, 255.0)
+    if mask is None:
+        return out
+    return out, warp(mask.astype(np.float32))
 
 
 class Batches(keras.utils.PyDataset):

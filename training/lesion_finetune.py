@@ -1,0 +1,247 @@
+"""Fine-tune a bundle so that its Grad-CAM evidence lies on annotated lesions.
+
+    python -m training.lesion_finetune --from models/default \\
+        --boxes annotations/raw/train_T_*.json --out models/lesion
+
+Loss = cross-entropy on every training image + ``--weight`` x (1 - share of the
+true class's CAM mass inside the lesion box) on the boxed training images, which
+are mixed into every batch (``--boxed-per-batch``). For the bundle's head
+(GlobalAveragePooling -> Dense) Grad-CAM on the class logit equals CAM,
+relu(A @ W[:, c]) up to the factor 1/HW, so the map the app shows is computed
+in the forward pass and can be trained directly ("right for the right reasons"):
+moving its mass into the box moves the logit's evidence there, since the logit
+is the map's mean.
+
+Boxes come from annotation files of the *train* part of the split; a path that
+is not a train image stops the run (the annotated test images stay unseen).
+Every ``--holdout``-th box is kept out of training to monitor localisation on
+unseen images without touching the test split. Checkpoints after every epoch
+(``last.keras`` with optimizer state, ``state.json``); the same command resumes.
+Needs the TensorFlow backend (a ``tf.GradientTape`` training step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from explain.bundle import Bundle, load_bundle, save_bundle
+from explain.lesions import read_lesions
+from explain.preprocess import finish
+
+from . import data as D
+
+EPS = 1e-6
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--from", dest="source", required=True, help="bundle folder to start from")
+    p.add_argument("--boxes", nargs="+", required=True, help="annotation files of train images")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=24, help="unboxed images per batch")
+    p.add_argument("--boxed-per-batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (cosine decay to 0)")
+    p.add_argument("--weight", type=float, default=1.0, help="weight of the box loss")
+    p.add_argument("--label-smoothing", type=float, default=0.05)
+    p.add_argument("--holdout", type=int, default=6, help="every N-th box is held out (0 = none)")
+    p.add_argument("--steps", type=int, help="steps per epoch (default: one pass over the unboxed images)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--data", help=f"dataset folder (default ${D.DATA_ENV} or ../shared/data/brain-tumor-mri)")
+    p.add_argument("--cache", default=str(D.ROOT / ".cache"), help="decoded-image cache folder ('' = none)")
+    p.add_argument("--run-dir", help="checkpoint folder (default runs/<name of --out>)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    return p.parse_args(argv)
+
+
+def box_coverage(box, image_size: tuple[int, int], input_size: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: the box, given in original pixels of an image of
+    ``image_size`` = (W, H), rasterised at the model input's ``input_size`` = (h, w)
+    with fractional edge pixels (the app resizes without padding, so the mapping is
+    a per-axis scale)."""
+    (width, height), (h, w) = image_size, input_size
+    x0, y0, x1, y1 = box
+    sx, sy = w / width, h / height
+    xs, ys = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
+    cover_x = np.clip(np.minimum(xs + 1, x1 * sx) - np.maximum(xs, x0 * sx), 0, 1)
+    cover_y = np.clip(np.minimum(ys + 1, y1 * sy) - np.maximum(ys, y0 * sy), 0, 1)
+    return np.outer(cover_y, cover_x).astype(np.float32)
+
+
+def to_map(coverage: np.ndarray, map_size: tuple[int, int]) -> np.ndarray:
+    """(h, w) coverage -> (mh, mw) share of each map cell inside the lesion (area average)."""
+    return cv2.resize(coverage, (map_size[1], map_size[0]), interpolation=cv2.INTER_AREA)
+
+
+def class_cam(acts, kernel, labels):
+    """CAM of each sample's ``labels`` class: relu(A @ W[:, y]), (B, h, w) float32."""
+    weights = tf.gather(tf.transpose(kernel), labels)  # (B, C)
+    return tf.nn.relu(tf.einsum("bhwc,bc->bhw", acts, weights))
+
+
+def share_inside(cam, masks):
+    """(B,) share of each map's mass inside its mask (0 for an all-zero map)."""
+    return tf.reduce_sum(cam * masks, axis=[1, 2]) / (tf.reduce_sum(cam, axis=[1, 2]) + EPS)
+
+
+def load_boxes(paths, folder: Path, train_paths: set[str]) -> dict[str, tuple]:
+    """Image path -> box for every boxed entry; refuses images outside the train split."""
+    boxes = {}
+    for path in paths:
+        for key, lesion in read_lesions(path).items():
+            if key not in train_paths:
+                raise SystemExit(f"error: {path}: {key} is not a train image of the split; "
+                                 "lesion training uses train images only")
+            if lesion.box is not None:
+                boxes[key] = lesion.box
+    return boxes
+
+
+class Trainer:
+    """The combined loss and one optimisation step, compiled with tf.function."""
+
+    def __init__(self, model: keras.Model, target_layer: str, weight: float, smoothing: float):
+        head = model.layers[-1]
+        if not isinstance(head, keras.layers.Dense):
+            raise SystemExit(f"error: the last layer is {type(head).__name__}; CAM training needs a Dense head")
+        self.model, self.kernel, self.weight = model, head.kernel, weight
+        self.features = keras.Model(model.input, [model.get_layer(target_layer).output, model.output])
+        self.ce = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        self.step = tf.function(self._step)
+        self.cams = tf.function(lambda x, y: class_cam(self.features(x, training=False)[0], self.kernel, y))
+
+    def _step(self, x, y_onehot, masks, boxed):
+        with tf.GradientTape() as tape:
+            acts, probs = self.features(x, training=True)
+            ce = self.ce(y_onehot, probs)
+            cam = class_cam(acts, self.kernel, tf.argmax(y_onehot, axis=-1))
+            outside = (1.0 - share_inside(cam, masks)) * boxed
+            box_loss = tf.reduce_sum(outside) / tf.maximum(tf.reduce_sum(boxed), 1.0)
+            loss = ce + self.weight * box_loss
+        variables = self.model.trainable_variables
+        self.model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return ce, box_loss
+
+
+def localisation(trainer: Trainer, x: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict:
+    """Peak-cell-in-box share and mean mass share inside the box, at map resolution."""
+    cam = trainer.cams(x, labels).numpy()
+    flat = cam.reshape(len(cam), -1)
+    peak_in = masks.reshape(len(cam), -1)[np.arange(len(cam)), flat.argmax(1)] > 0
+    inside = share_inside(cam, masks).numpy()
+    return {"peak_in_box": float(peak_in.mean()), "mass_in_box": float(inside.mean())}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    folder = D.data_dir(args.data)
+    source = load_bundle(args.source)
+    spec, labels = source.spec, list(source.labels)
+    train_items, val_items = D.read_split(folder, "train"), D.read_split(folder, "val")
+    boxes = load_boxes(args.boxes, folder, {i.path for i in train_items})
+    keys = sorted(boxes)
+    held = [k for n, k in enumerate(keys) if args.holdout and n % args.holdout == args.holdout - 1]
+    used = [k for k in keys if k not in set(held)]
+
+    cache = Path(args.cache) if args.cache else None
+    t0 = time.time()
+    pixels = D.load_pixels(folder, train_items, spec, cache)
+    val_pixels = D.load_pixels(folder, val_items, spec, cache)
+    y_train = np.array([labels.index(i.label) for i in train_items])
+    y_val = np.array([labels.index(i.label) for i in val_items])
+    index = {i.path: n for n, i in enumerate(train_items)}
+    coverage = {}
+    for key in keys:
+        with Image.open(folder / key) as im:
+            coverage[key] = box_coverage(boxes[key], im.size, spec.size)
+    print(f"data: train {len(train_items)}  val {len(val_items)}  boxes {len(used)} used + "
+          f"{len(held)} held out  ({time.time() - t0:.0f}s to load)", flush=True)
+
+    run_dir = Path(args.run_dir or D.ROOT / "runs" / Path(args.out).name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path, last_path = run_dir / "state.json", run_dir / "last.keras"
+    steps = args.steps or math.ceil(len(train_items) / args.batch_size)
+    if last_path.is_file() and state_path.is_file() and not args.fresh:
+        state = json.loads(state_path.read_text())
+        model = keras.saving.load_model(last_path)
+        print(f"resuming {run_dir} at epoch {state['epoch']}", flush=True)
+    else:
+        state = {"epoch": 0, "history": [], "args": vars(args)}
+        model = source.model
+        schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=args.epochs * steps)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    trainer = Trainer(model, source.target_layer, args.weight, args.label_smoothing)
+    map_size = tuple(trainer.features.outputs[0].shape[1:3])
+    eye = np.eye(len(labels), dtype=np.float32)
+
+    x_held = finish(pixels[[index[k] for k in held]], spec) if held else None
+    y_held = y_train[[index[k] for k in held]]
+    m_held = np.stack([to_map(coverage[k], map_size) for k in held]) if held else None
+
+    def evaluate() -> dict:
+        probs = model.predict(finish(val_pixels, spec), batch_size=64, verbose=0)
+        out = {"val_accuracy": float((probs.argmax(1) == y_val).mean())}
+        if held:
+            out.update({f"held_{k}": v for k, v in localisation(trainer, x_held, y_held, m_held).items()})
+        return out
+
+    if state["epoch"] == 0 and not state["history"]:
+        state["start"] = evaluate()
+        print(f"start: {state['start']}", flush=True)
+    for epoch in range(state["epoch"], args.epochs):
+        t0 = time.time()
+        order = np.random.default_rng(args.seed + epoch).permutation(len(train_items))
+        totals = np.zeros(2)
+        for s in range(steps):
+            idx = order[s * args.batch_size:(s + 1) * args.batch_size]
+            picks = rng.choice(len(used), size=args.boxed_per_batch)
+            images = [D.augment(pixels[i], rng) for i in idx]
+            masks = [np.zeros(map_size, np.float32)] * len(idx)
+            for p in picks:
+                image, mask = D.augment(pixels[index[used[p]]], rng, coverage[used[p]])
+                images.append(image)
+                masks.append(to_map(mask, map_size))
+            ys = np.concatenate([y_train[idx], y_train[[index[used[p]] for p in picks]]])
+            boxed = np.r_[np.zeros(len(idx)), np.ones(len(picks))].astype(np.float32)
+            ce, box = trainer.step(finish(np.stack(images), spec), eye[ys], np.stack(masks), boxed)
+            totals += (float(ce), float(box))
+        record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+                  "ce": totals[0] / steps, "box_loss": totals[1] / steps, **evaluate()}
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        model.save(last_path)
+        model.save_weights(run_dir / f"epoch{epoch + 1}.weights.h5")
+        state_path.write_text(json.dumps(state, indent=1))
+        print(json.dumps(record), flush=True)
+
+    metadata = dict(source.metadata)
+    metadata.pop("evaluation", None)
+    metadata["lesion_finetune"] = {
+        "from": str(args.source), "from_trained": source.metadata.get("trained"),
+        "boxes": [str(p) for p in args.boxes], "boxes_used": len(used), "boxes_held_out": len(held),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "run_dir", "cache", "data", "boxes", "source")},
+        "start": state.get("start"), "history": state["history"],
+        "train_seconds": round(sum(h["seconds"] for h in state["history"]), 1),
+    }
+    save_bundle(Bundle(model, labels, spec, source.target_layer, 1.0, metadata), args.out)
+    print(f"wrote {args.out}; calibrate with python -m training.evaluate --model {args.out} --calibrate --write-metrics")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
