@@ -185,7 +185,7 @@ def load_bundle(
                  "target_layer": target_layer, "input_size": list(input_size) if input_size else None}
     config.update({k: v for k, v in overrides.items() if v})
     _check_fields(config, str(source))
-    model = _load_model(model_path)
+    model = load_model_file(model_path)
     if "color_mode" not in config:
         config["color_mode"] = _assumed_color_mode(model, source)
     return from_model(
@@ -218,7 +218,8 @@ def _assumed_color_mode(model, source: Path) -> str:
     return "grayscale"
 
 
-def _load_model(path: Path):
+def load_model_file(path: Path):
+    """A ``.keras``/``.h5`` file as an uncompiled Keras model; BundleError saying why not."""
     import keras
 
     if not path.is_file():

@@ -10,11 +10,18 @@ layers of interest. The user's model is never modified.
 Keras 3 keeps the replay loop in ``Functional._run_through_graph``; it is the
 same loop ``Functional.call`` uses, so replaying through it gives exactly the
 model's own computation.
+
+This is the only module that touches Keras internals (``keras.src``,
+``_run_through_graph``, ``_call_context_args``, ``_keras_history``); they are
+why Keras is pinned exactly. :func:`check_keras_internals` says, naming the
+installed Keras version, which of them changed; a test calls it.
 """
 
 from __future__ import annotations
 
 from typing import Callable
+
+import inspect
 
 import keras
 from keras.src.models.functional import Functional
@@ -62,6 +69,32 @@ def run_intercepted(model: keras.Model, x, overrides: dict[int, Callable[[LayerC
 
     outputs = graph._run_through_graph(x, operation_fn=operation_fn)
     return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
+
+
+def producing_operation(tensor):
+    """The layer (or nested model) whose call produced the symbolic ``tensor``."""
+    return tensor._keras_history.operation
+
+
+def check_keras_internals() -> None:
+    """Raise RuntimeError, naming the Keras version, if an internal this module uses is gone."""
+    problems = []
+    run = getattr(Functional, "_run_through_graph", None)
+    if run is None or "operation_fn" not in inspect.signature(run).parameters:
+        problems.append("Functional._run_through_graph(inputs, operation_fn=...)")
+    inputs = keras.Input((4,))
+    dense = keras.layers.Dropout(0.5)
+    out = dense(inputs)
+    if "training" not in getattr(dense, "_call_context_args", {}):
+        problems.append("Layer._call_context_args holding 'training'")
+    history = getattr(out, "_keras_history", None)
+    if getattr(history, "operation", None) is not dense:
+        problems.append("KerasTensor._keras_history.operation")
+    if problems:
+        raise RuntimeError(
+            f"Keras {keras.__version__} changed internals that explain/graph.py relies on: "
+            + "; ".join(problems) + f". The project is tested with the Keras pinned in requirements.txt."
+        )
 
 
 def _inference_call(op) -> LayerCall:

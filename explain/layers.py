@@ -57,7 +57,7 @@ def spatial_candidates(model: keras.Model) -> list[LayerPath]:
         layer = path.layer
         if isinstance(layer, (keras.layers.InputLayer, keras.Model)):
             continue
-        shape = _output_shape(layer)
+        shape = output_shape(layer)
         if shape is not None and len(shape) == 4 and _above_one(shape[1]) and _above_one(shape[2]):
             found.append(path)
     return found
@@ -100,7 +100,7 @@ def _by_name(model, name: str, candidates: list[LayerPath]) -> LayerPath:
             "Give the full path."
         )
     if matches[0] not in candidates:
-        shape = _output_shape(matches[0].layer)
+        shape = output_shape(matches[0].layer)
         raise LayerError(
             f"Layer {name!r} has output shape {shape}; Grad-CAM needs a (batch, H, W, C) "
             f"output with H, W > 1. Candidates (last 8): {listing}"
@@ -110,19 +110,19 @@ def _by_name(model, name: str, candidates: list[LayerPath]) -> LayerPath:
 
 def output_layer(model: keras.Model) -> LayerPath:
     """The layer that produces the model's output, following nested models."""
-    from .graph import as_functional
+    from .graph import as_functional, producing_operation
 
     graph = as_functional(model)
     if len(graph.outputs) != 1:
         raise LayerError(f"Model {model.name!r} has {len(graph.outputs)} outputs; expected one.")
-    history = graph.outputs[0]._keras_history
-    layer = history.operation
+    layer = producing_operation(graph.outputs[0])
     if isinstance(layer, keras.Model):
         return LayerPath((layer,) + output_layer(layer).layers)
     return LayerPath((layer,))
 
 
-def _output_shape(layer) -> tuple | None:
+def output_shape(layer) -> tuple | None:
+    """The layer's symbolic output shape, None where it has no single defined output."""
     try:
         return tuple(layer.output.shape)
     except (AttributeError, ValueError):

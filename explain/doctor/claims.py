@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..bundle import MODEL_FILE, _load_model, read_config
+from ..bundle import MODEL_FILE, load_model_file, read_config
 from ..errors import BundleError
 
 
@@ -62,7 +62,7 @@ def load_claims(source, *, labels=None, preprocessing=None, color_mode=None, lay
         model_file = source
     else:
         raise BundleError(f"{source}: expected a bundle folder or a .keras/.h5 model file.")
-    model = _load_model(model_file)
+    model = load_model_file(model_file)
     inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
     in_shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
     out_shape = tuple(outputs[0].shape) if len(outputs) == 1 else ()

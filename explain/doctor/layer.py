@@ -30,7 +30,7 @@ from .. import metrics as M
 from ..engine import CamEngine
 from ..errors import LayerError
 from ..layers import LayerPath, find_target_layer, spatial_candidates, walk
-from ..layers import _output_shape as _shape
+from ..layers import output_shape as _shape
 from .findings import ERROR, OK, WARNING, Finding
 
 #: Images every layer is measured on (spread over the sample), and the images
