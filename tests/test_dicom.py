@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -206,11 +205,9 @@ def test_pixel_limit_checked_before_pixel_data_is_decoded(monkeypatch):
 
     monkeypatch.setattr(pydicom.pixels, "pixel_array", no_decoding)
     data = make_dicom(np.zeros((2, 2), np.uint16), rows_columns=(30000, 30000))
-    start = time.perf_counter()
     with pytest.raises(ImageDecodeError, match="limit") as info:
         decode_image(data)
     assert "30000x30000" in str(info.value)
-    assert time.perf_counter() - start < 1.0
     with pytest.raises(ImageDecodeError, match="limit"):
         decode_image(make_dicom(np.zeros((10, 10), np.uint16)), max_pixels=99)
 
