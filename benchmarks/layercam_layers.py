@@ -21,7 +21,7 @@ import sys
 import cv2
 import numpy as np
 
-from explain import metrics as M
+from explain import sanity
 from explain.audit import cascade_correlations, sanity_subset, spread
 from explain.bundle import Bundle, load_bundle
 from explain.methods import compute_maps
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     print("| layers | " + " | ".join(result["layers"]) + " | passes |")
     print("|---|" + "---|" * (len(result["layers"]) + 1))
     for name, values in result["methods"].items():
-        verdict = "yes" if M.sanity_passes(values) else "no"
+        verdict = "yes" if sanity.sanity_passes(values) else "no"
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {verdict} |")
     return 0
 

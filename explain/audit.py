@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics as M
+from . import faithfulness, plausibility, road, sanity, stats
 from .bundle import Bundle, add_model_options, load_from_args
 from .dataset import data_dir, read_split
 from .methods import GRADIENT_METHODS, METHODS, compute_maps
@@ -60,7 +60,7 @@ def parse_args(argv=None):
                    help="also audit these methods with test-time-augmentation smoothing, as rows "
                         "METHOD+tta (default: gradcam; --tta alone: none)")
     p.add_argument("--limit", type=int, help="at most N images, spread evenly over the split")
-    p.add_argument("--steps", type=int, default=M.DEFAULT_STEPS, help="deletion/insertion steps")
+    p.add_argument("--steps", type=int, default=faithfulness.DEFAULT_STEPS, help="deletion/insertion steps")
     p.add_argument("--sanity-images", type=int, default=24, help="images for the randomisation check")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--lesions", help="lesion annotation file (see explain/lesions.py): adds lesion rows")
@@ -72,7 +72,7 @@ def parse_args(argv=None):
 
 
 def baseline_map(name: str, shape: tuple[int, int], seed: int) -> np.ndarray:
-    return M.random_map(shape, seed) if name == "random" else M.center_gaussian_map(shape)
+    return plausibility.random_map(shape, seed) if name == "random" else plausibility.center_gaussian_map(shape)
 
 
 def row_title(name: str) -> str:
@@ -96,14 +96,14 @@ def method_map(explainer: Explainer, name: str, rgb, x, cls: int) -> np.ndarray:
 
 def image_scores(x, rgb, cam, predict_fn, cls: int, steps: int) -> dict[str, float]:
     """Every per-image metric of one map. x: (h, w, C) model input; cam: (h', w') in [0, 1]."""
-    drop, increase = M.average_drop_and_increase(x[None], cam[None], predict_fn, [cls])
+    drop, increase = faithfulness.average_drop_and_increase(x[None], cam[None], predict_fn, [cls])
     return {
-        "deletion_auc": M.deletion_auc(x, cam, predict_fn, cls, steps=steps),
-        "insertion_auc": M.insertion_auc(x, cam, predict_fn, cls, steps=steps),
+        "deletion_auc": faithfulness.deletion_auc(x, cam, predict_fn, cls, steps=steps),
+        "insertion_auc": faithfulness.insertion_auc(x, cam, predict_fn, cls, steps=steps),
         "average_drop": float(drop),
         "increase": float(increase),
-        **M.road_scores(x, cam, predict_fn, cls, fractions=AUDIT_ROAD_FRACTIONS),
-        "head_energy": M.energy_inside(cam, M.head_mask(rgb)),
+        **road.road_scores(x, cam, predict_fn, cls, fractions=AUDIT_ROAD_FRACTIONS),
+        "head_energy": plausibility.energy_inside(cam, plausibility.head_mask(rgb)),
     }
 
 
@@ -172,7 +172,7 @@ def summarise(records, names, n_boot: int) -> dict:
         for name in names:
             rows = [r for r in recs if r["method"] == name]
             if rows:
-                out[name] = {m: M.bootstrap_mean([r[m] for r in rows], n_boot) for m in METRICS}
+                out[name] = {m: stats.bootstrap_mean([r[m] for r in rows], n_boot) for m in METRICS}
         return out
 
     labels = sorted({r["label"] for r in records})
@@ -202,11 +202,11 @@ def cascade_correlations(model, maps_of) -> dict:
     """
     original = maps_of(model)
     result = {"layers": [], "methods": {name: [] for name in original}}
-    for k, (group, layer_names) in enumerate(M.cascade_steps(model), start=1):
-        randomised = maps_of(M.randomize_layers(model, layer_names, seed=k))
+    for k, (group, layer_names) in enumerate(sanity.cascade_steps(model), start=1):
+        randomised = maps_of(sanity.randomize_layers(model, layer_names, seed=k))
         result["layers"].append(group)
         for name, maps in original.items():
-            rho = [M.spearman(a, b) for a, b in zip(maps, randomised[name])]
+            rho = [sanity.spearman(a, b) for a, b in zip(maps, randomised[name])]
             result["methods"][name].append(float(np.nanmean(rho)) if not np.all(np.isnan(rho)) else float("nan"))
     return result
 
@@ -215,7 +215,7 @@ def sanity_check(bundle: Bundle, explainer: Explainer, items, folder: Path, meth
     """Cascading randomisation from the output layer down to the input.
 
     Returns {"layers": group per step, "methods": {name: mean Spearman per
-    step}, "passed": {name: bool}} (see :func:`explain.metrics.sanity_passes`).
+    step}, "passed": {name: bool}} (see :func:`explain.sanity.sanity_passes`).
     """
     loaded = [explainer.load(folder / i.path) for i in items]
     batch = np.stack([x for _, x in loaded])
@@ -227,8 +227,8 @@ def sanity_check(bundle: Bundle, explainer: Explainer, items, folder: Path, meth
         return {m: compute_maps(ex.engine(), batch, classes, method=m)[0] for m in methods}
 
     result = cascade_correlations(bundle.model, maps_of)
-    result["pass_below"] = M.SANITY_PASS_BELOW
-    result["passed"] = {m: M.sanity_passes(v) for m, v in result["methods"].items()}
+    result["pass_below"] = sanity.SANITY_PASS_BELOW
+    result["passed"] = {m: sanity.sanity_passes(v) for m, v in result["methods"].items()}
     return result
 
 
@@ -248,12 +248,12 @@ def to_markdown(report: dict) -> str:
     def cell(stat, digits=3):
         return f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
 
-    for name, stats in report["summary"]["overall"].items():
+    for name, row in report["summary"]["overall"].items():
         title = row_title(name)
-        lines.append(f"| {title} | {cell(stats['deletion_auc'])} | {cell(stats['insertion_auc'])} | "
-                     f"{cell(stats['average_drop'], 1)} | {cell(stats['increase'], 1)} | "
-                     f"{cell(stats['road_morf'])} | {cell(stats['road_lerf'])} | "
-                     f"{cell(stats['head_energy'])} | {stats['seconds']['mean']:.3f} |")
+        lines.append(f"| {title} | {cell(row['deletion_auc'])} | {cell(row['insertion_auc'])} | "
+                     f"{cell(row['average_drop'], 1)} | {cell(row['increase'], 1)} | "
+                     f"{cell(row['road_morf'])} | {cell(row['road_lerf'])} | "
+                     f"{cell(row['head_energy'])} | {row['seconds']['mean']:.3f} |")
     lines += ["", "## Per class (deletion AUC / insertion AUC / head energy, means)", "",
               "| class | " + " | ".join(report["summary"]["overall"]) + " |",
               "|---|" + "---|" * len(report["summary"]["overall"])]
@@ -266,19 +266,19 @@ def to_markdown(report: dict) -> str:
         count = next(iter(tumour.values()))["head_energy"]["n"]
         lines += ["", f"## Head energy on the tumour classes ({count} images)", "",
                   "| method | head energy |", "|---|---|"]
-        lines += [f"| {row_title(name)} | {cell(stats['head_energy'])} |" for name, stats in tumour.items()]
-    sanity = report.get("sanity")
-    if sanity:
+        lines += [f"| {row_title(name)} | {cell(row['head_energy'])} |" for name, row in tumour.items()]
+    check = report.get("sanity")
+    if check:
         lines += ["", "## Sanity check: cascading randomisation", "",
                   "Mean Spearman rank correlation between the map of the trained model and the map after "
                   "re-initialising every block from the output down to the named one (1.0 = unchanged, "
                   "the original-vs-original value). A method passes when the fully randomised network "
-                  f"keeps less than {sanity.get('pass_below', M.SANITY_PASS_BELOW)} of it and the "
+                  f"keeps less than {check.get('pass_below', sanity.SANITY_PASS_BELOW)} of it and the "
                   "curve falls. The first column shows whether a map depends on the class weights at all.", "",
-                  "| method | " + " | ".join(f"to {n}" for n in sanity["layers"]) + " | passes |",
-                  "|---|" + "---|" * (len(sanity["layers"]) + 1)]
-        passed = sanity.get("passed", {})
-        for m, values in sanity["methods"].items():
+                  "| method | " + " | ".join(f"to {n}" for n in check["layers"]) + " | passes |",
+                  "|---|" + "---|" * (len(check["layers"]) + 1)]
+        passed = check.get("passed", {})
+        for m, values in check["methods"].items():
             verdict = {True: "yes", False: "no"}.get(passed.get(m), "?")
             lines.append(f"| {METHODS[m].label} | " + " | ".join(f"{v:.3f}" for v in values)
                          + f" | {verdict} |")
@@ -316,7 +316,7 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
             rows.setdefault("overall", []).append(scores)
             rows.setdefault(label, []).append(scores)
     return {"n_images": used, "metrics": list(METRICS), "rows": {
-        name: {group: {m: M.bootstrap_mean([s[m] for s in scores], n_boot) for m in METRICS}
+        name: {group: {m: stats.bootstrap_mean([s[m] for s in scores], n_boot) for m in METRICS}
                for group, scores in groups.items()}
         for name, groups in per_row.items()}}
 

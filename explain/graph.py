@@ -93,7 +93,7 @@ def check_keras_internals() -> None:
     if problems:
         raise RuntimeError(
             f"Keras {keras.__version__} changed internals that explain/graph.py relies on: "
-            + "; ".join(problems) + f". The project is tested with the Keras pinned in requirements.txt."
+            + "; ".join(problems) + ". The project is tested with the Keras pinned in requirements.txt."
         )
 
 

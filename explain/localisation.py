@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .metrics import center_gaussian_map
+from .plausibility import center_gaussian_map
 
 TOLERANCES_PX = (0, 8)
 TOP_FRACTIONS = (0.05, 0.10, 0.20)

@@ -59,7 +59,7 @@ def test_heatmaps_sit_on_the_head(explainer):
     the smoke set (this model: 0.87, see the README's model card). A model that
     looks at borders, banners or background fails it.
     """
-    from explain.metrics import energy_inside, head_mask
+    from explain.plausibility import energy_inside, head_mask
 
     folder = _data_dir()
     paths = [p for p in (folder / "clean_smoke.txt").read_text().split() if "notumor" not in p]

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from explain import metrics
+from explain import faithfulness, plausibility, road, sanity
 
 SIZE = 32
 BLOB = (slice(8, 14), slice(18, 24))  # the only informative region of the synthetic image
@@ -42,28 +42,28 @@ def _perfect_map():
 
 # -- deletion / insertion ------------------------------------------------------------
 def test_auc_trapezoid_known_values():
-    assert metrics.auc([1.0, 1.0]) == pytest.approx(1.0)
-    assert metrics.auc([1.0, 0.0]) == pytest.approx(0.5)
-    assert metrics.auc([0.0, 1.0, 0.0]) == pytest.approx(0.5)
-    assert metrics.auc(np.linspace(1, 0, 33)) == pytest.approx(0.5)
+    assert faithfulness.auc([1.0, 1.0]) == pytest.approx(1.0)
+    assert faithfulness.auc([1.0, 0.0]) == pytest.approx(0.5)
+    assert faithfulness.auc([0.0, 1.0, 0.0]) == pytest.approx(0.5)
+    assert faithfulness.auc(np.linspace(1, 0, 33)) == pytest.approx(0.5)
 
 
 def test_perfect_map_beats_random_on_deletion_and_insertion():
     image = _blob_image()
     predict = _blob_predict()
     perfect = _perfect_map()
-    random = metrics.random_map((SIZE, SIZE), seed=0)
-    del_perfect = metrics.deletion_auc(image, perfect, predict, 1)
-    del_random = metrics.deletion_auc(image, random, predict, 1)
-    ins_perfect = metrics.insertion_auc(image, perfect, predict, 1, blur_sigma=4.0)
-    ins_random = metrics.insertion_auc(image, random, predict, 1, blur_sigma=4.0)
+    random = plausibility.random_map((SIZE, SIZE), seed=0)
+    del_perfect = faithfulness.deletion_auc(image, perfect, predict, 1)
+    del_random = faithfulness.deletion_auc(image, random, predict, 1)
+    ins_perfect = faithfulness.insertion_auc(image, perfect, predict, 1, blur_sigma=4.0)
+    ins_random = faithfulness.insertion_auc(image, random, predict, 1, blur_sigma=4.0)
     # The blob is 36 of 1024 pixels: removed within the first two of 32 steps.
     assert del_perfect < 0.05
     assert 0.35 < del_random < 0.65
     assert ins_perfect > 0.9
     assert ins_random < ins_perfect - 0.2
     # The inverted map removes the blob last: the worst possible deletion.
-    assert metrics.deletion_auc(image, -perfect, predict, 1) > 0.9
+    assert faithfulness.deletion_auc(image, -perfect, predict, 1) > 0.9
     for value in (del_perfect, del_random, ins_perfect, ins_random):
         assert 0.0 <= value <= 1.0
 
@@ -72,36 +72,36 @@ def test_low_resolution_map_is_upsampled():
     image = _blob_image()
     coarse = np.zeros((8, 8), np.float32)
     coarse[2:4, 4:6] = 1.0  # the blob at 1/4 resolution (pixels 8..15 x 16..23)
-    assert metrics.deletion_auc(image, coarse, _blob_predict(), 1) < 0.1
+    assert faithfulness.deletion_auc(image, coarse, _blob_predict(), 1) < 0.1
 
 
 def test_curves_endpoints_and_substrates():
     image = _blob_image()
     predict = _blob_predict()
-    curve = metrics.deletion_curve(image, _perfect_map(), predict, 1, steps=16)
+    curve = faithfulness.deletion_curve(image, _perfect_map(), predict, 1, steps=16)
     assert curve.shape == (17,)
     assert curve[0] == pytest.approx(1.0) and curve[-1] == pytest.approx(0.0)
-    blurred = metrics.deletion_curve(
+    blurred = faithfulness.deletion_curve(
         image, _perfect_map(), predict, 1, steps=16, substrate="blur", blur_sigma=4.0
     )
     # Ends at the blurred image's score, which keeps some of the blob.
-    assert blurred[-1] == pytest.approx(predict(metrics.blur_image(image, 4.0)[None])[0, 1])
+    assert blurred[-1] == pytest.approx(predict(faithfulness.blur_image(image, 4.0)[None])[0, 1])
     assert 0.0 < blurred[-1] < 1.0
-    ins = metrics.insertion_curve(image, _perfect_map(), predict, 1, steps=16, blur_sigma=4.0)
+    ins = faithfulness.insertion_curve(image, _perfect_map(), predict, 1, steps=16, blur_sigma=4.0)
     assert ins[0] == pytest.approx(blurred[-1]) and ins[-1] == pytest.approx(1.0)
     with pytest.raises(ValueError):
-        metrics.deletion_curve(image, _perfect_map(), predict, 1, substrate="noise")
+        faithfulness.deletion_curve(image, _perfect_map(), predict, 1, substrate="noise")
 
 
 def test_predictions_are_batched():
     calls = []
     predict = _blob_predict(calls, max_batch=10)
-    metrics.deletion_auc(_blob_image(), _perfect_map(), predict, 1, steps=32, batch_size=10)
+    faithfulness.deletion_auc(_blob_image(), _perfect_map(), predict, 1, steps=32, batch_size=10)
     assert calls == [10, 10, 10, 3]
 
 
 def test_all_zero_map_gives_finite_auc():
-    value = metrics.deletion_auc(_blob_image(), np.zeros((SIZE, SIZE)), _blob_predict(), 1)
+    value = faithfulness.deletion_auc(_blob_image(), np.zeros((SIZE, SIZE)), _blob_predict(), 1)
     assert np.isfinite(value) and 0.0 <= value <= 1.0
 
 
@@ -110,12 +110,12 @@ def test_average_drop_known_values():
     images = np.stack([_blob_image()] * 3)
     predict = _blob_predict()
     full = np.ones((3, SIZE, SIZE), np.float32)
-    assert metrics.average_drop_and_increase(images, full, predict, [1, 1, 1]) == pytest.approx((0.0, 0.0))
+    assert faithfulness.average_drop_and_increase(images, full, predict, [1, 1, 1]) == pytest.approx((0.0, 0.0))
     zero = np.zeros((3, SIZE, SIZE), np.float32)
-    assert metrics.average_drop_and_increase(images, zero, predict, [1, 1, 1]) == pytest.approx((100.0, 0.0))
+    assert faithfulness.average_drop_and_increase(images, zero, predict, [1, 1, 1]) == pytest.approx((100.0, 0.0))
     half = np.zeros((3, SIZE, SIZE), np.float32)
     half[:, BLOB[0], 18:21] = 1.0  # half of the blob kept: P drops from 1 to 0.5
-    drop, increase = metrics.average_drop_and_increase(images, half, predict, [1, 1, 1])
+    drop, increase = faithfulness.average_drop_and_increase(images, half, predict, [1, 1, 1])
     assert drop == pytest.approx(50.0) and increase == 0.0
 
 
@@ -124,7 +124,7 @@ def test_increase_in_confidence_counts_gains():
     predict = _blob_predict()
     maps = np.zeros((2, SIZE, SIZE), np.float32)
     # Class 0 (= 1 - blob mean) gains when the blob is masked out.
-    drop, increase = metrics.average_drop_and_increase(images, maps, predict, [0, 0])
+    drop, increase = faithfulness.average_drop_and_increase(images, maps, predict, [0, 0])
     assert increase == pytest.approx(100.0) and drop == pytest.approx(0.0)
 
 
@@ -144,15 +144,15 @@ def _head_image(size=64):
 
 def test_head_mask_fills_holes_and_drops_specks():
     image, disk = _head_image()
-    mask = metrics.head_mask(image)
+    mask = plausibility.head_mask(image)
     assert mask.dtype == bool and mask.shape == disk.shape
     assert mask[32, 32]  # inside the dark ventricle
     assert not mask[5:10, 5:10].any()
     iou = (mask & disk).sum() / (mask | disk).sum()
     assert iou > 0.95
-    fixed = metrics.head_mask(image, threshold=0.3)
+    fixed = plausibility.head_mask(image, threshold=0.3)
     assert (fixed & disk).sum() / (fixed | disk).sum() > 0.95
-    assert not metrics.head_mask(np.zeros((16, 16, 3))).any()
+    assert not plausibility.head_mask(np.zeros((16, 16, 3))).any()
 
 
 def test_head_mask_keeps_a_dark_head_with_a_bright_lesion():
@@ -160,7 +160,7 @@ def test_head_mask_keeps_a_dark_head_with_a_bright_lesion():
     grey = image[..., 0].copy()
     grey[disk] = 0.2 + np.random.default_rng(1).normal(0, 0.01, disk.sum())  # a dark brain (T1) ...
     grey[18:36, 26:46] = 1.0  # ... with a bright lesion: Otsu on linear grey keeps only the lesion
-    mask = metrics.head_mask(np.repeat(grey[..., None], 3, axis=-1))
+    mask = plausibility.head_mask(np.repeat(grey[..., None], 3, axis=-1))
     assert (mask & disk).sum() / (mask | disk).sum() > 0.9
 
 
@@ -170,7 +170,7 @@ def test_head_mask_ignores_a_frame_around_the_scan():
     grey = np.where(disk, 0.6, 0.02).astype(np.float32)
     # Thicker than the 3 px opening kernel; filled, its outline would be the whole image.
     grey[:4, :] = grey[-4:, :] = grey[:, :4] = grey[:, -4:] = 1.0
-    mask = metrics.head_mask(grey)
+    mask = plausibility.head_mask(grey)
     assert (mask & disk).sum() / (mask | disk).sum() > 0.9
 
 
@@ -179,23 +179,23 @@ def test_head_energy_background_fails_inside_passes():
     background = np.zeros((64, 64), np.float32)
     background[:12, :] = 1.0
     background[:, :10] = 1.0
-    assert metrics.head_energy(image, background) < 0.5
-    inside = metrics.center_gaussian_map((64, 64), sigma_frac=0.1)
-    assert metrics.head_energy(image, inside) > 0.85
+    assert plausibility.head_energy(image, background) < 0.5
+    inside = plausibility.center_gaussian_map((64, 64), sigma_frac=0.1)
+    assert plausibility.head_energy(image, inside) > 0.85
     # A coarse 8x8 map inside the head works the same way after upsampling.
     coarse = np.zeros((8, 8), np.float32)
     coarse[3:5, 3:5] = 1.0
-    assert metrics.head_energy(image, coarse) > 0.85
-    assert metrics.energy_inside(np.zeros((8, 8)), disk) == 0.0
+    assert plausibility.head_energy(image, coarse) > 0.85
+    assert plausibility.energy_inside(np.zeros((8, 8)), disk) == 0.0
 
 
 # -- baselines -----------------------------------------------------------------------------
 def test_baseline_maps():
-    a = metrics.random_map((5, 7), seed=3)
+    a = plausibility.random_map((5, 7), seed=3)
     assert a.shape == (5, 7) and a.dtype == np.float32 and a.min() >= 0.0 and a.max() < 1.0
-    np.testing.assert_array_equal(a, metrics.random_map((5, 7), seed=3))
-    assert not np.array_equal(a, metrics.random_map((5, 7), seed=4))
-    g = metrics.center_gaussian_map((9, 9))
+    np.testing.assert_array_equal(a, plausibility.random_map((5, 7), seed=3))
+    assert not np.array_equal(a, plausibility.random_map((5, 7), seed=4))
+    g = plausibility.center_gaussian_map((9, 9))
     assert g[4, 4] == pytest.approx(1.0) and g.max() == g[4, 4]
     np.testing.assert_allclose(g, g.T)
     np.testing.assert_allclose(g, g[::-1, ::-1])
@@ -203,20 +203,16 @@ def test_baseline_maps():
 
 
 # -- Spearman -------------------------------------------------------------------------------
-def test_rankdata_average_ties():
-    np.testing.assert_array_equal(metrics.rankdata([10, 20, 20, 5]), [2.0, 3.5, 3.5, 1.0])
-
-
 def test_spearman_known_values():
-    m = metrics.random_map((8, 8), seed=1)
-    assert metrics.spearman(m, m) == pytest.approx(1.0)
-    assert metrics.spearman(m, -m) == pytest.approx(-1.0)
-    assert metrics.spearman(m, np.exp(5 * m)) == pytest.approx(1.0)  # ranks only
+    m = plausibility.random_map((8, 8), seed=1)
+    assert sanity.spearman(m, m) == pytest.approx(1.0)
+    assert sanity.spearman(m, -m) == pytest.approx(-1.0)
+    assert sanity.spearman(m, np.exp(5 * m)) == pytest.approx(1.0)  # ranks only
     # Ties: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4) -> 4.5 / sqrt(4.5 * 5).
-    assert metrics.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(22.5))
-    assert np.isnan(metrics.spearman(np.zeros((4, 4)), m[:4, :4]))
+    assert sanity.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(22.5))
+    assert np.isnan(sanity.spearman(np.zeros((4, 4)), m[:4, :4]))
     with pytest.raises(ValueError):
-        metrics.spearman(m, m[:4])
+        sanity.spearman(m, m[:4])
 
 
 # -- cascading randomisation ------------------------------------------------------------------
@@ -241,7 +237,7 @@ def _small_model():
 def test_randomize_layers_changes_only_named_layers_of_a_clone():
     model = _small_model()
     before = _weights_by_layer(model)
-    clone = metrics.randomize_layers(model, ["out", "c2"], seed=0)
+    clone = sanity.randomize_layers(model, ["out", "c2"], seed=0)
     assert clone is not model
     after = _weights_by_layer(model)
     for name in before:
@@ -255,10 +251,10 @@ def test_randomize_layers_changes_only_named_layers_of_a_clone():
         np.testing.assert_array_equal(w0, w1)
     x = np.random.default_rng(0).random((2, 16, 16, 3)).astype(np.float32)
     assert not np.allclose(model(x), clone(x))
-    again = metrics.randomize_layers(model, ["out", "c2"], seed=0)
+    again = sanity.randomize_layers(model, ["out", "c2"], seed=0)
     np.testing.assert_array_equal(again.get_layer("c2").get_weights()[0], got["c2"][0])
     with pytest.raises(ValueError):
-        metrics.randomize_layers(model, ["nope"])
+        sanity.randomize_layers(model, ["nope"])
 
 
 def test_randomize_layers_inside_a_nested_model_leaves_the_original_alone():
@@ -270,7 +266,7 @@ def test_randomize_layers_inside_a_nested_model_leaves_the_original_alone():
     x = keras.layers.GlobalAveragePooling2D()(base(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
     original = base.get_layer("inner_conv").kernel.numpy().copy()
-    clone = metrics.randomize_layers(model, ["base/inner_conv"], seed=0)
+    clone = sanity.randomize_layers(model, ["base/inner_conv"], seed=0)
     np.testing.assert_array_equal(base.get_layer("inner_conv").kernel.numpy(), original)
     changed = clone.get_layer("base").get_layer("inner_conv").kernel.numpy()
     assert not np.allclose(changed, original)
@@ -290,17 +286,17 @@ def _blocky_model():
 
 def test_cascade_steps_reset_whole_blocks_from_the_output_down():
     model = _blocky_model()
-    steps = metrics.cascade_steps(model)
+    steps = sanity.cascade_steps(model)
     assert [name for name, _ in steps] == ["predictions", "block2", "block1", "stem"]
     assert steps[0][1] == ["predictions"]
     assert steps[1][1] == ["predictions", "block2_bn", "block2_conv"]
     weighted = {layer.name for layer in model.layers if layer.weights}
     assert set(steps[-1][1]) == weighted  # the last step resets every layer
-    thinned = metrics.cascade_steps(model, max_steps=3)
+    thinned = sanity.cascade_steps(model, max_steps=3)
     assert [name for name, _ in thinned] == ["predictions", "block1", "stem"]
     assert set(thinned[-1][1]) == weighted
     for _, names in steps:  # every name is one randomize_layers resolves
-        metrics.randomize_layers(model, names, seed=0)
+        sanity.randomize_layers(model, names, seed=0)
 
 
 def test_cascade_steps_expand_nested_models():
@@ -309,7 +305,7 @@ def test_cascade_steps_expand_nested_models():
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.GlobalAveragePooling2D()(base(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
-    steps = metrics.cascade_steps(model)
+    steps = sanity.cascade_steps(model)
     assert steps == [("out", ["out"]), ("inner", ["out", "base/inner_conv"])]
 
 
@@ -321,7 +317,7 @@ def test_cascade_steps_expand_nested_models():
     ([], False),
 ])
 def test_sanity_verdict(values, verdict):
-    assert metrics.sanity_passes(values) is verdict
+    assert sanity.sanity_passes(values) is verdict
 
 
 def test_sanity_check_tells_a_model_blind_map_from_grad_cam():
@@ -345,12 +341,12 @@ def test_sanity_check_tells_a_model_blind_map_from_grad_cam():
 
     blind, cam = [], []
     trained_cam, trained_edges = grad_cam(model), edge_map(images)
-    for _, names in metrics.cascade_steps(model):
-        clone = metrics.randomize_layers(model, names, seed=1)
-        cam.append(np.mean([metrics.spearman(a, b) for a, b in zip(trained_cam, grad_cam(clone))]))
-        blind.append(np.mean([metrics.spearman(a, b) for a, b in zip(trained_edges, edge_map(images))]))
-    assert blind == pytest.approx([1.0] * len(blind)) and not metrics.sanity_passes(blind)
-    assert metrics.sanity_passes(cam), cam
+    for _, names in sanity.cascade_steps(model):
+        clone = sanity.randomize_layers(model, names, seed=1)
+        cam.append(np.mean([sanity.spearman(a, b) for a, b in zip(trained_cam, grad_cam(clone))]))
+        blind.append(np.mean([sanity.spearman(a, b) for a, b in zip(trained_edges, edge_map(images))]))
+    assert blind == pytest.approx([1.0] * len(blind)) and not sanity.sanity_passes(blind)
+    assert sanity.sanity_passes(cam), cam
 
 
 # -- ROAD ------------------------------------------------------------------------------
@@ -365,7 +361,7 @@ def test_linear_imputation_reproduces_a_plane_inside_the_image():
     image = _ramp()
     removed = np.zeros(image.shape[:2], bool)
     removed[10:38, 8:30] = True
-    filled = metrics.linear_impute(image, removed, tol=1e-8)
+    filled = road.linear_impute(image, removed, tol=1e-8)
     np.testing.assert_allclose(filled, image, atol=1e-4)
     np.testing.assert_array_equal(filled[~removed], image[~removed])  # known pixels untouched
 
@@ -373,38 +369,38 @@ def test_linear_imputation_reproduces_a_plane_inside_the_image():
 def test_linear_imputation_edge_cases():
     image = _ramp(16, 16)
     nothing = np.zeros((16, 16), bool)
-    np.testing.assert_array_equal(metrics.linear_impute(image, nothing), image)
+    np.testing.assert_array_equal(road.linear_impute(image, nothing), image)
     everything = ~nothing
-    np.testing.assert_allclose(metrics.linear_impute(image, everything), image.mean(), atol=1e-6)
+    np.testing.assert_allclose(road.linear_impute(image, everything), image.mean(), atol=1e-6)
     with pytest.raises(ValueError, match="mask"):
-        metrics.linear_impute(image, np.zeros((8, 8), bool))
+        road.linear_impute(image, np.zeros((8, 8), bool))
     one = nothing.copy()
     one[5, 7] = True  # a single pixel: the weighted mean of its 8 neighbours
     spot = image.copy()
     spot[5, 7] = 9.0
     weights = np.array([[1, 2, 1], [2, 0, 2], [1, 2, 1]], np.float32)
     expected = (image[4:7, 6:9] * weights[..., None]).sum((0, 1)) / weights.sum()
-    np.testing.assert_allclose(metrics.linear_impute(spot, one)[5, 7], expected, atol=1e-5)
+    np.testing.assert_allclose(road.linear_impute(spot, one)[5, 7], expected, atol=1e-5)
 
 
 def test_noisy_imputation_adds_noise_only_where_removed():
     image = _ramp()
     removed = np.zeros(image.shape[:2], bool)
     removed[:, ::2] = True
-    noisy = metrics.noisy_linear_impute(image, removed, noise=0.05, seed=1)
+    noisy = road.noisy_linear_impute(image, removed, noise=0.05, seed=1)
     np.testing.assert_array_equal(noisy[~removed], image[~removed])
-    residual = noisy[removed] - metrics.linear_impute(image, removed, tol=1e-3)[removed]
+    residual = noisy[removed] - road.linear_impute(image, removed, tol=1e-3)[removed]
     assert 0.03 < residual.std() < 0.07  # 0.05 of the image's range (which is 1)
 
 
 def test_road_perfect_map_beats_random_and_zero_map_is_finite():
     image = _blob_image()
     predict = _blob_predict()
-    perfect = metrics.road_scores(image, _perfect_map(), predict, 1)
-    random = metrics.road_scores(image, metrics.random_map((SIZE, SIZE), seed=0), predict, 1)
+    perfect = road.road_scores(image, _perfect_map(), predict, 1)
+    random = road.road_scores(image, plausibility.random_map((SIZE, SIZE), seed=0), predict, 1)
     # MoRF: the blob goes in the first 10 % and is filled with background (0.2).
     assert perfect["road_morf"] < 0.3 < random["road_morf"]
     # LeRF: even at 90 % removed the 36 blob pixels stay.
     assert perfect["road_lerf"] > 0.95 > random["road_lerf"]
-    flat = metrics.road_scores(image, np.zeros((8, 8), np.float32), predict, 1)
+    flat = road.road_scores(image, np.zeros((8, 8), np.float32), predict, 1)
     assert all(np.isfinite(v) and 0.0 <= v <= 1.0 for v in flat.values())

@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from explain.stats import percentile_interval, resamples
+
 #: Bins of the expected calibration error (Guo et al., 2017 use 15).
 ECE_BINS = 15
 #: Search range of the temperature, and the log-space tolerance of the search.
@@ -218,23 +220,11 @@ def bootstrap_intervals(y_true: np.ndarray, probs: np.ndarray, labels: list[str]
     n = len(y_true)
     if n == 0 or n_boot < 1:
         raise ValueError("bootstrap needs at least one image and one resample")
-    rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {}
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, size=n)
+    for idx in resamples(n, n_boot, seed):
         for name, value in scalar_metrics(y_true[idx], probs[idx], labels).items():
             samples.setdefault(name, []).append(value)
-    tail = (1.0 - level) / 2.0 * 100.0
-    out = {}
-    for name, values in samples.items():
-        values = np.asarray(values, np.float64)
-        values = values[~np.isnan(values)]
-        if values.size == 0:
-            out[name] = (math.nan, math.nan)
-        else:
-            low, high = np.percentile(values, [tail, 100.0 - tail])
-            out[name] = (float(low), float(high))
-    return out
+    return {name: percentile_interval(values, level) for name, values in samples.items()}
 
 
 def evaluate(y_true: np.ndarray, probs: np.ndarray, labels: list[str], n_boot: int = 1000,

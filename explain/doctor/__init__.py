@@ -165,10 +165,10 @@ def diagnose(model, images, *, labels=None, preprocessing=None, color_mode=None,
 
     x = model_inputs(sample, InputSpec(size, channels, rec_c, canonical(rec_p)))
     try:
-        rec_layer, report["layer"], finding, engine = check_layer(claims.model, claims.layer, x,
+        _, report["layer"], finding, engine = check_layer(claims.model, claims.layer, x,
                                                                    claims.temperature, on_layer=bar.step)
     except LayerError as exc:
-        rec_layer, engine = None, None
+        engine = None
         report["layer"] = {"given": claims.layer, "recommended": None, "candidates": []}
         finding = Finding(ERROR, "layer", str(exc))
     findings.append(finding)

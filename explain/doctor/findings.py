@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import metrics as M
+from .. import stats
 
 OK, WARNING, ERROR = "OK", "WARNING", "ERROR"
 SEVERITIES = (OK, WARNING, ERROR)
@@ -46,9 +46,9 @@ def interval(values) -> dict:
     """Mean of ``values`` (1-D numbers, e.g. bool correct-or-not per image) with a 95 % bootstrap interval.
 
     Returns {"mean", "low", "high", "n"} (floats, int), see
-    :func:`explain.metrics.bootstrap_mean`.
+    :func:`explain.stats.bootstrap_mean`.
     """
-    return M.bootstrap_mean(np.asarray(values, np.float64), n_boot=BOOTSTRAP_RESAMPLES)
+    return stats.bootstrap_mean(np.asarray(values, np.float64), n_boot=BOOTSTRAP_RESAMPLES)
 
 
 def paired_gain(better, base) -> dict:
@@ -58,9 +58,9 @@ def paired_gain(better, base) -> dict:
     difference is much narrower than the two accuracies' intervals suggest.
     Adds "clear": True when the whole interval lies above zero.
     """
-    stats = interval(np.asarray(better, np.float64) - np.asarray(base, np.float64))
-    stats["clear"] = bool(stats["n"] > 0 and stats["low"] > 0.0)
-    return stats
+    result = interval(np.asarray(better, np.float64) - np.asarray(base, np.float64))
+    result["clear"] = bool(result["n"] > 0 and result["low"] > 0.0)
+    return result
 
 
 def severity_of_gain(gain: dict) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .. import metrics as M
+from .. import sanity
 from ..engine import EMPTY_EPS, CamEngine, normalize_maps
 from ..graph import capture_output, run_intercepted
 from ..methods import GradCAM
@@ -57,7 +57,7 @@ def check_gradients(engine: CamEngine, x: np.ndarray, saturated_given: float | N
         raw, maps = softmax_gradient_maps(engine, x[saturated], result.classes[saturated])
         peak = np.maximum(raw, 0.0).reshape(len(saturated), -1).max(axis=1)
         empty = peak <= EMPTY_EPS
-        rho = [M.spearman(a, b) for a, b, e in zip(maps, result.maps[saturated], empty) if not e]
+        rho = [sanity.spearman(a, b) for a, b, e in zip(maps, result.maps[saturated], empty) if not e]
         info["softmax_gradient"] = {
             "empty": int(empty.sum()),
             "median_gradient_factor": float(np.median(top[saturated] * (1.0 - top[saturated]))),

@@ -6,7 +6,7 @@ the predicted class:
 * ``randomisation``: mean Spearman correlation between the map and the map
   after the output block is re-initialised (Adebayo et al. 2018); a map that
   shows what the classifier learned must change: pass below
-  :data:`explain.metrics.SANITY_PASS_BELOW`.
+  :data:`explain.sanity.SANITY_PASS_BELOW`.
 * ``class_change``: mean Spearman correlation between the maps of the top two
   classes; near 1 means the layer draws the same map whatever the class.
 * ``head_energy``: share of the map's mass inside the head mask, in [0, 1].
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from .. import metrics as M
+from .. import faithfulness, plausibility, sanity
 from ..engine import CamEngine
 from ..errors import LayerError
 from ..layers import LayerPath, find_target_layer, spatial_candidates, walk
@@ -108,14 +108,14 @@ def randomised_head(model):
 
     Compiled engines read the variables at call time, so every engine built on
     ``model`` sees the randomised head without being traced again. The
-    re-initialised values come from :func:`explain.metrics.randomize_layers`.
+    re-initialised values come from :func:`explain.sanity.randomize_layers`.
     """
-    steps = M.cascade_steps(model)
+    steps = sanity.cascade_steps(model)
     if not steps:
         yield []
         return
     group, names = steps[0]
-    clone = M.randomize_layers(model, names, seed=1)
+    clone = sanity.randomize_layers(model, names, seed=1)
     originals = {p.name: p.layer for p in walk(model)}
     replaced = {p.name: p.layer for p in walk(clone)}
     saved = {name: originals[name].get_weights() for name in names}
@@ -129,7 +129,7 @@ def randomised_head(model):
 
 
 def _mean_rho(a, b) -> float:
-    rho = [M.spearman(x, y) for x, y in zip(a, b)]
+    rho = [sanity.spearman(x, y) for x, y in zip(a, b)]
     return float(np.nanmean(rho)) if not np.all(np.isnan(rho)) else float("nan")
 
 
@@ -144,7 +144,7 @@ def measure(engines: dict[str, CamEngine], model, x: np.ndarray, on_layer=None) 
     """
     x = x[_spread_index(len(x), LAYER_IMAGES)]
     subset = _spread_index(len(x), DELETION_IMAGES)
-    masks = [M.head_mask(image) for image in x]
+    masks = [plausibility.head_mask(image) for image in x]
     # Every engine wraps the same model, so one compiled predict serves all deletion curves.
     predict = next(iter(engines.values())).predict
     base, results = {}, {}
@@ -154,14 +154,14 @@ def measure(engines: dict[str, CamEngine], model, x: np.ndarray, on_layer=None) 
         second = engine.explain(x, order[:, 1].astype(np.int32)) if result.probs.shape[1] > 1 else result
         shape = engine.map_shape
         if shape not in base:
-            base[shape] = float(np.mean([M.deletion_auc(x[i], M.random_map(shape, seed=int(i)), predict,
+            base[shape] = float(np.mean([faithfulness.deletion_auc(x[i], plausibility.random_map(shape, seed=int(i)), predict,
                                                         int(result.classes[i]), steps=DELETION_STEPS)
                                          for i in subset]))
         results[name] = {
             "map_size": list(shape),
             "class_change": _mean_rho(result.maps, second.maps),
-            "head_energy": float(np.mean([M.energy_inside(m, k) for m, k in zip(result.maps, masks)])),
-            "deletion_auc": float(np.mean([M.deletion_auc(x[i], result.maps[i], predict,
+            "head_energy": float(np.mean([plausibility.energy_inside(m, k) for m, k in zip(result.maps, masks)])),
+            "deletion_auc": float(np.mean([faithfulness.deletion_auc(x[i], result.maps[i], predict,
                                                           int(result.classes[i]), steps=DELETION_STEPS)
                                            for i in subset])),
             "random_deletion_auc": base[shape],
@@ -182,10 +182,10 @@ def measure(engines: dict[str, CamEngine], model, x: np.ndarray, on_layer=None) 
 
 def _problem(s: dict, name: str) -> str | None:
     """The first failed measurement of a layer, as one sentence, or None."""
-    if not s["randomisation"] < M.SANITY_PASS_BELOW:
+    if not s["randomisation"] < sanity.SANITY_PASS_BELOW:
         return (f"{name} maps barely change when the output layer is re-initialised (Spearman "
                 f"{s['randomisation']:.2f}; a map of what the classifier learned falls below "
-                f"{M.SANITY_PASS_BELOW}).")
+                f"{sanity.SANITY_PASS_BELOW}).")
     if s["class_change"] > CLASS_BLIND:
         return (f"{name} maps barely change when the class changes (Spearman {s['class_change']:.2f} "
                 "between the maps of the top two classes).")
@@ -243,7 +243,7 @@ def check_layer(model, claimed: str | None, x: np.ndarray, temperature: float = 
         why = _problem(s, chosen.name) or (
             f"{chosen.name} is less faithful than {recommended}: deletion AUC {s['deletion_auc']:.3f} vs "
             f"{scores[recommended]['deletion_auc']:.3f} (lower is better).")
-        severity = ERROR if not s["randomisation"] < M.SANITY_PASS_BELOW else WARNING
+        severity = ERROR if not s["randomisation"] < sanity.SANITY_PASS_BELOW else WARNING
         finding = Finding(severity, "layer", f"{why} Use --layer {recommended}: {best}.")
     elif not scores[recommended]["passes"]:
         finding = Finding(WARNING, "layer", f"no measured layer passes: {_problem(scores[recommended], recommended)}"
