@@ -21,27 +21,14 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .dicom import read_dicom
 from .errors import ImageDecodeError
+from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, check_bytes, check_pixels
+from .sniff import ACCEPTED_ALL, PIL_FORMATS, has_dicom_suffix, is_dicom
+# Re-exported for the callers that have always imported them from here (CLI, UI).
+from .sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET  # noqa: F401
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
-
-#: Defaults for the checks made before any pixel is decoded. Both can be
-#: overridden per call and, in the app, from the command line / environment.
-DEFAULT_MAX_BYTES = 25 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000
-
-ACCEPTED = "PNG, JPEG, BMP, TIFF, WebP or GIF"
-
-#: The same list with DICOM, for messages about any upload.
-ACCEPTED_ALL = "PNG, JPEG, BMP, TIFF, WebP, GIF or DICOM"
-# Only these Pillow readers are reachable from an upload: the rarely used ones
-# (PSD, PCX, TGA, ...) are attack surface without a use here.
-PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
-
-DICOM_MAGIC = b"DICM"
-DICOM_MAGIC_OFFSET = 128
-DICOM_SUFFIXES = (".dcm", ".dicom")
-
 
 
 def decode_image(
@@ -63,18 +50,16 @@ def decode_image(
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     if isinstance(source, Image.Image):
-        _check_pixels(source.size, max_pixels)
+        check_pixels(source.size, max_pixels)
         return _from_pil(source)
     data = _read_bytes(source, max_bytes)
-    if is_dicom(data) or _has_dicom_suffix(source):
-        from .dicom import read_dicom  # keeps pydicom off the import path of PNG/JPEG users
-
+    if is_dicom(data) or has_dicom_suffix(source):
         return read_dicom(data, max_pixels=max_pixels)
     # Pillow's exception texts can quote raw chunk bytes, so they go to the
     # chained cause (logs), never into the message shown to the person.
     try:
         # Pillow's own bomb guard warns (or raises) at a fixed size whatever
-        # max_pixels says; _check_pixels below runs on the header before any
+        # max_pixels says; check_pixels below runs on the header before any
         # decoding and gives a clearer message. The guard stays on for the rest
         # of the process: only its warning is muted here, for this call.
         with warnings.catch_warnings():
@@ -93,7 +78,7 @@ def decode_image(
         raise ImageDecodeError(
             "The image header is damaged. Re-save the image and try again."
         ) from exc
-    _check_pixels(image.size, max_pixels)
+    check_pixels(image.size, max_pixels)
     try:
         image.load()
     except Exception as exc:
@@ -103,20 +88,6 @@ def decode_image(
     return _from_pil(image)
 
 
-def is_dicom(data: bytes) -> bool:
-    """True when ``data`` carries the DICOM Part 10 marker 'DICM' at offset 128."""
-    end = DICOM_MAGIC_OFFSET + len(DICOM_MAGIC)
-    return len(data) >= end and data[DICOM_MAGIC_OFFSET:end] == DICOM_MAGIC
-
-
-def _has_dicom_suffix(source) -> bool:
-    # Files written without the 128-byte preamble are still DICOM; only the
-    # name says so.
-    if not isinstance(source, (str, os.PathLike)):
-        return False
-    return Path(source).suffix.lower() in DICOM_SUFFIXES
-
-
 def _read_bytes(source, max_bytes: int) -> bytes:
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
@@ -124,9 +95,7 @@ def _read_bytes(source, max_bytes: int) -> bytes:
         path = Path(source)
         if not path.is_file():
             raise ImageDecodeError(f"No such image file: {path}")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageDecodeError(_too_many_bytes(size, max_bytes))
+        check_bytes(path.stat().st_size, max_bytes)
         data = path.read_bytes()
     else:
         raise ImageDecodeError(
@@ -135,27 +104,8 @@ def _read_bytes(source, max_bytes: int) -> bytes:
         )
     if not data:
         raise ImageDecodeError("The file is empty (0 bytes).")
-    if len(data) > max_bytes:
-        raise ImageDecodeError(_too_many_bytes(len(data), max_bytes))
+    check_bytes(len(data), max_bytes)
     return data
-
-
-def _too_many_bytes(size: int, limit: int) -> str:
-    return (
-        f"The file is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB. "
-        "Upload a smaller image."
-    )
-
-
-def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
-    width, height = size
-    if width < 1 or height < 1:
-        raise ImageDecodeError(f"The image has no pixels ({width}x{height}).")
-    if width * height > max_pixels:
-        raise ImageDecodeError(
-            f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} MP); "
-            f"the limit is {max_pixels / 1e6:.0f} MP. Upload a smaller image."
-        )
 
 
 def _from_pil(image: Image.Image) -> np.ndarray:
@@ -219,7 +169,7 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:
             f"An image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}."
         )
     if max_pixels is not None:
-        _check_pixels((array.shape[1], array.shape[0]), max_pixels)
+        check_pixels((array.shape[1], array.shape[0]), max_pixels)
     if array.ndim == 3 and array.shape[2] == 4 and array.dtype != np.uint8:
         # Alpha is a coverage fraction, not an intensity: stretching it with
         # the colour range would make a half-transparent pixel opaque.

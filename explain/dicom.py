@@ -17,8 +17,9 @@ import warnings
 
 import numpy as np
 
-from .decode import ACCEPTED, _check_pixels, is_dicom
 from .errors import ImageDecodeError
+from .limits import check_pixels
+from .sniff import ACCEPTED, is_dicom
 
 #: Percentiles of the fallback window, used when the file names none. Clipping
 #: the extreme 0.5 % on each side keeps one hot pixel from darkening the slice.
@@ -83,7 +84,7 @@ def _to_rgb(ds, has_magic: bool, max_pixels: int | None, pixel_array,
     if rows is None or columns is None:
         raise ImageDecodeError("This DICOM file does not state its image size (Rows/Columns).")
     if max_pixels is not None:
-        _check_pixels((columns, rows), max_pixels)
+        check_pixels((columns, rows), max_pixels)
 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     samples = _int(ds.get("SamplesPerPixel")) or 1

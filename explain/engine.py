@@ -6,10 +6,16 @@ and the pre-softmax logits are captured, and wrapped in ``tf.function`` with a
 fixed input signature that is traced at construction time. Gradients are of
 the class *logit*: the softmax output saturates (p = 1.0 gives zero gradient),
 the logit does not.
+
+Engines of one model, layer, input shape and temperature form a family: each
+method's engine is built once, on first use, by :meth:`CamEngine.for_method`
+and shared by every caller that reaches it through the family (the pipeline,
+:func:`explain.methods.compute_maps`). That family is the only engine cache.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import keras
@@ -20,10 +26,9 @@ from .errors import LayerError
 from .graph import capture_output, run_intercepted
 from .layers import LayerPath, output_layer
 from .methods import CamMethod, GradCAM
+# EMPTY_EPS and normalize_maps live with the methods; re-exported for existing callers.
+from .methods.base import EMPTY_EPS, normalize_maps  # noqa: F401
 from .preprocess import as_model_batch
-
-#: Maps whose maximum (after ReLU) is at or below this have no positive evidence.
-EMPTY_EPS = 1e-8
 
 
 @dataclass
@@ -44,20 +49,6 @@ class CamResult:
     classes: np.ndarray
 
 
-def normalize_maps(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(B, ..., h, w) raw maps -> (ReLU + per-map min-max in [0, 1], empty flags (B, ...)).
-
-    A map with no positive evidence is returned as zeros and flagged, never NaN.
-    """
-    cam = tf.nn.relu(raw)
-    high = tf.reduce_max(cam, axis=(-2, -1), keepdims=True)
-    low = tf.reduce_min(cam, axis=(-2, -1), keepdims=True)
-    empty = high <= EMPTY_EPS
-    scaled = (cam - low) / tf.maximum(high - low, EMPTY_EPS)
-    scaled = tf.where(empty, tf.zeros_like(scaled), scaled)
-    return scaled, tf.squeeze(empty, axis=(-2, -1))
-
-
 class CamEngine:
     """Compiled probabilities + CAM for one model, one target layer and one method.
 
@@ -74,12 +65,17 @@ class CamEngine:
         input_shape: tuple[int, int, int],
         method: CamMethod | None = None,
         temperature: float = 1.0,
+        *,
+        _family: "_Family | None" = None,
     ):
         self.model = model
         self.target = target
         self.method = method or GradCAM()
         self.temperature = float(temperature)
         self.input_shape = tuple(input_shape)
+        # Private: only for_method passes a family, so that a family only ever
+        # holds engines of the same model, layer, input shape and temperature.
+        self._family = _family if _family is not None else _Family()
         self._head = output_layer(model)
         self._activation = _head_activation(self._head.layer)
         signature = tf.TensorSpec((None,) + self.input_shape, tf.float32)
@@ -94,6 +90,26 @@ class CamEngine:
         self.num_classes = int(out[0].shape[-1])
         self.map_shape = tuple(int(d) for d in out[2].shape[1:])
         self._verify_logits()
+        self._family.engines.setdefault(type(self.method), self)
+
+    def for_method(self, method: CamMethod) -> "CamEngine":
+        """The engine of this model, layer, input shape and temperature for gradient ``method``.
+
+        ``self`` when it already runs that method; otherwise the family's engine
+        for it, built (and traced) on first use and reused afterwards. Safe to
+        call from several threads: each engine is built once.
+        """
+        if not isinstance(method, CamMethod):
+            raise TypeError(f"not a gradient CAM method: {method!r}")
+        if type(self.method) is type(method):
+            return self
+        family = self._family
+        with family.lock:
+            engine = family.engines.get(type(method))
+            if engine is None:
+                engine = CamEngine(self.model, self.target, self.input_shape, method=method,
+                                   temperature=self.temperature, _family=family)
+            return engine
 
     def _verify_logits(self) -> None:
         """Fail at start-up if the captured logits do not reproduce the model's own output.
@@ -211,6 +227,15 @@ class CamEngine:
         """(B, h, w, C) -> (probs (B, K), logits (B, K), maps (B, K, h', w'), empty (B, K))."""
         out = self._explain_all_fn(as_model_batch(batch, self.input_shape))
         return tuple(t.numpy() for t in out)
+
+
+class _Family:
+    """The engines of one model, target layer, input shape and temperature: one per method type."""
+
+    def __init__(self):
+        # Reentrant: building an engine registers it in the family while the lock is held.
+        self.lock = threading.RLock()
+        self.engines: dict[type, CamEngine] = {}
 
 
 def _head_activation(layer) -> str:

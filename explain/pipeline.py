@@ -6,7 +6,6 @@ and is safe to call from several threads.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +15,7 @@ from .decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from .engine import CamEngine
 from .layers import LayerPath, find_target_layer
 from .methods import METHODS, compute_maps, get_method, is_gradient_free
+from .methods.free import resolve_classes
 from .overlay import blend, colorize, upsample
 from .preprocess import prepare_pixels, preprocess
 from .tta import smoothed_maps
@@ -76,9 +76,21 @@ class Explainer:
         # Score-CAM costs one forward pass per channel (2048 for Xception); an
         # interactive caller can cap it to the most active channels.
         self.score_cam_channels = score_cam_channels
-        self._engines: dict[str, CamEngine] = {}
-        self._lock = threading.Lock()
-        self.engine(method)  # trace at start-up, not on the first request
+        # Traced at start-up, not on the first request. The other methods'
+        # engines are its family (CamEngine.for_method): built on first use,
+        # shared with compute_maps, never built twice.
+        first = self._method_name(method)
+        if is_gradient_free(first):
+            first = DEFAULT_METHOD
+        self._engine = CamEngine(self.bundle.model, self.target, self.input_shape,
+                                 method=get_method(first), temperature=self.bundle.temperature)
+
+    @staticmethod
+    def _method_name(method: str) -> str:
+        name = method.lower()
+        if name not in METHODS:
+            raise ValueError(f"Unknown CAM method {name!r}; available: {', '.join(METHODS)}")
+        return name
 
     def engine(self, method: str | None = None) -> CamEngine:
         """The compiled engine for gradient ``method`` (built and traced on first use, then reused).
@@ -86,17 +98,10 @@ class Explainer:
         Gradient-free methods run their own passes on top of the default
         gradient engine, which then only provides the probabilities.
         """
-        name = (method or self.default_method).lower()
-        if name not in METHODS:
-            raise ValueError(f"Unknown CAM method {name!r}; available: {', '.join(METHODS)}")
+        name = self._method_name(method or self.default_method)
         if is_gradient_free(name):
             name = DEFAULT_METHOD
-        with self._lock:
-            if name not in self._engines:
-                self._engines[name] = CamEngine(
-                    self.bundle.model, self.target, self.input_shape,
-                    method=get_method(name), temperature=self.bundle.temperature)
-            return self._engines[name]
+        return self._engine.for_method(get_method(name))
 
     def class_index(self, class_name: str | None) -> int:
         """Label -> output index; None or "" -> -1 (the predicted class)."""
@@ -112,12 +117,12 @@ class Explainer:
         return image, preprocess(image, self.spec)
 
     def explain(self, source, class_name: str | None = None, *, method: str | None = None,
-                blur_sigma: float = 0.0, tta: bool = False) -> Explanation:
+                tta: bool = False) -> Explanation:
         """Explain one image; ``class_name`` None explains the predicted class."""
-        return self.explain_batch([source], [class_name], method=method, blur_sigma=blur_sigma, tta=tta)[0]
+        return self.explain_batch([source], [class_name], method=method, tta=tta)[0]
 
     def explain_batch(self, sources, class_names=None, *, method: str | None = None,
-                      blur_sigma: float = 0.0, tta: bool = False) -> list[Explanation]:
+                      tta: bool = False) -> list[Explanation]:
         """Explain several images in one compiled call (same maps as one by one).
 
         tta: average the maps of flipped and brightness-shifted copies (six
@@ -125,32 +130,40 @@ class Explainer:
         """
         loaded = [self.load(s) for s in sources]
         names = list(class_names) if class_names is not None else [None] * len(loaded)
-        name = (method or self.default_method).lower()
+        name = self._method_name(method or self.default_method)
         engine = self.engine(name)
         batch = np.stack([x for _, x in loaded])
-        result = engine.explain(batch, [self.class_index(n) for n in names])
-        # Any other map explains the classes this pass resolved (predicted or requested).
+        requested = [self.class_index(n) for n in names]
         chosen = get_method(name) if is_gradient_free(name) else None
         if chosen is not None and hasattr(chosen, "max_channels") and self.score_cam_channels:
             chosen.max_channels = self.score_cam_channels
-        if tta:
-            result.maps, result.empty = smoothed_maps(
-                lambda b, c: compute_maps(engine, b, c, method=chosen),
-                [prepare_pixels(image, self.spec) for image, _ in loaded], self.spec, result.classes)
-        elif chosen is not None:
-            result.maps, result.empty = compute_maps(engine, batch, result.classes, method=chosen)
+        if chosen is None and not tta:
+            result = engine.explain(batch, requested)
+            probs, maps, empty, classes = result.probs, result.maps, result.empty, result.classes
+        else:
+            # The map comes from another pass (a gradient-free method, or the
+            # TTA copies), so the engine's own Grad-CAM would be thrown away:
+            # a forward pass gives the probabilities and the classes to explain.
+            probs = engine.predict(batch)
+            classes = resolve_classes(requested, probs)
+            if tta:
+                maps, empty = smoothed_maps(
+                    lambda b, c: compute_maps(engine, b, c, method=chosen),
+                    [prepare_pixels(image, self.spec) for image, _ in loaded], self.spec, classes)
+            else:
+                maps, empty = compute_maps(engine, batch, classes, method=chosen)
         out = []
         for i, (image, x) in enumerate(loaded):
-            heatmap = upsample(result.maps[i], image.shape[:2], blur_sigma)
-            probs = {label: float(p) for label, p in zip(self.labels, result.probs[i])}
+            heatmap = upsample(maps[i], image.shape[:2])
             out.append(Explanation(
-                image=image, model_input=x, probabilities=probs,
-                predicted=self.labels[int(np.argmax(result.probs[i]))],
-                explained=self.labels[int(result.classes[i])],
-                cam=result.maps[i], heatmap=heatmap, empty=bool(result.empty[i]),
+                image=image, model_input=x,
+                probabilities={label: float(p) for label, p in zip(self.labels, probs[i])},
+                predicted=self.labels[int(np.argmax(probs[i]))],
+                explained=self.labels[int(classes[i])],
+                cam=maps[i], heatmap=heatmap, empty=bool(empty[i]),
                 layer=self.target.name, method=name,
                 preprocessing=self.spec.preprocessing, tta=tta,
-                checks=self._checks(engine, x, result.probs[i], result.maps[i], bool(result.empty[i])),
+                checks=self._checks(engine, x, probs[i], maps[i], bool(empty[i])),
             ))
         return out
 

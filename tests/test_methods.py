@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from explain.engine import CamEngine, normalize_maps
+from explain.engine import CamEngine
 from explain.layers import find_target_layer
 from explain.methods import (
     GRADIENT_FREE_METHODS,
@@ -24,6 +24,7 @@ from explain.methods import (
     get_method,
     is_gradient_free,
 )
+from explain.methods.base import normalize_maps
 from explain.methods.eigencam import first_component
 from explain.methods.free import probe_for, resolve_classes
 
@@ -94,32 +95,25 @@ def test_registry_lists_every_method():
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_batch_of_three_equals_three_singles(engines, images, name):
-    maps, empty = _maps(engines, name, images)
+    classes = np.array([2, 0, 1], np.int32)  # one class per sample, none the same
+    maps, empty = _maps(engines, name, images, classes)
     assert maps.shape == (3, 8, 8) and maps.dtype == np.float32
     assert empty.shape == (3,) and empty.dtype == bool
     assert np.all(np.isfinite(maps)) and maps.min() >= 0.0 and maps.max() <= 1.0
     assert not empty.any()
     for i in range(3):
-        single, single_empty = _maps(engines, name, images[i : i + 1])
+        single, single_empty = _maps(engines, name, images[i : i + 1], [classes[i]])
         assert single.shape == (1, 8, 8)
         np.testing.assert_allclose(single[0], maps[i], atol=1e-5)
         assert single_empty[0] == empty[i]
     # The three samples differ, so a method that mixed them would not show up
     # as "all maps equal" by accident.
     assert np.abs(maps[0] - maps[1]).max() > 1e-3
-
-
-@pytest.mark.parametrize("name", list(METHODS))
-def test_explicit_classes_per_sample(engines, images, name):
-    classes = np.array([2, 0, 1], np.int32)
-    maps, _ = _maps(engines, name, images, classes)
-    for i in range(3):
-        single, _ = _maps(engines, name, images[i : i + 1], [classes[i]])
-        np.testing.assert_allclose(single[0], maps[i], atol=1e-5)
-    # -1 means "the predicted class".
+    # None and -1 both mean "the predicted class".
     predicted = np.argmax(engines["gradcam"].predict(images), axis=-1)
-    by_default, _ = _maps(engines, name, images, [-1, -1, -1])
-    np.testing.assert_allclose(by_default, _maps(engines, name, images, predicted)[0], atol=1e-6)
+    expected, _ = _maps(engines, name, images, predicted)
+    for default in (None, [-1, -1, -1]):
+        np.testing.assert_allclose(_maps(engines, name, images, default)[0], expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -175,16 +169,15 @@ def test_raw_map_matches_paper_formula(cls):
 
 
 # -- theory on a GAP -> Dense head ------------------------------------------------------
-def test_gap_head_gradcam_hirescam_xgradcam_equal_cam(engines, gap_model, images):
-    """GAP -> Dense: dS_k/dA_ijc = W_ck / (h w) everywhere, so Grad-CAM, HiResCAM and
-    XGrad-CAM all reduce to CAM, sum_c W_ck A_c, up to a positive factor."""
+def test_gap_head_hirescam_and_xgradcam_equal_gradcam(engines, images):
+    """GAP -> Dense: dS_k/dA_ijc = W_ck / (h w) everywhere, so HiResCAM and XGrad-CAM
+    reduce to Grad-CAM up to a positive factor (and Grad-CAM to CAM, sum_c W_ck A_c:
+    the oracle test in test_cam_oracle.py)."""
     classes = np.array([0, 1, 2], np.int32)
-    kernel = gap_model.get_layer("head").kernel.numpy().astype(np.float64)  # (C, K)
-    cam = np.einsum("bhwc,cb->bhw", _acts(gap_model, images), kernel[:, classes])
-    expected = _norm(cam)
-    for name in ("gradcam", "hirescam", "xgradcam"):
+    gradcam, _ = _maps(engines, "gradcam", images, classes)
+    for name in ("hirescam", "xgradcam"):
         maps, _ = _maps(engines, name, images, classes)
-        np.testing.assert_allclose(maps, expected, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(maps, gradcam, atol=1e-4, err_msg=name)
 
 
 def test_gap_head_layercam_keeps_only_positive_weights(engines, gap_model, images):
@@ -215,6 +208,14 @@ def test_compute_maps_builds_sibling_engine_for_other_gradient_method(engines, i
     via_gradcam, _ = compute_maps(engines["gradcam"], images, [0, 1, 2], method="gradcampp")
     direct = engines["gradcampp"].explain(images, [0, 1, 2]).maps
     np.testing.assert_allclose(via_gradcam, direct, atol=1e-6)
+    # Built once, then shared: the family of the engine is the only cache.
+    sibling = engines["gradcam"].for_method(GradCAMPlusPlus())
+    assert sibling is engines["gradcam"].for_method(GradCAMPlusPlus())
+    assert sibling is not engines["gradcampp"] and isinstance(sibling.method, GradCAMPlusPlus)
+    assert sibling.for_method(GradCAM()) is engines["gradcam"]
+    assert engines["gradcam"].for_method(GradCAM()) is engines["gradcam"]
+    with pytest.raises(TypeError, match="not a gradient CAM method"):
+        engines["gradcam"].for_method(ScoreCAM())
     own, _ = compute_maps(engines["layercam"], images, [0, 1, 2])  # method None: engine's own
     np.testing.assert_allclose(own, engines["layercam"].explain(images, [0, 1, 2]).maps, atol=1e-6)
 
@@ -287,18 +288,49 @@ def test_scorecam_max_channels_uses_only_the_strongest(engines, images):
 
 
 # -- Eigen-CAM --------------------------------------------------------------------------------
-def test_eigencam_recovers_the_dominant_pattern_with_positive_sign():
+def _two_component_acts(rng, h=6, w=5, c=7, singular=(3.0, 1.0)):
+    """Activations (h, w, c) with a known SVD after centring, and the first component's map.
+
+    X = offsets + s1 u1 v1^T + s2 u2 v2^T with u1, u2 orthonormal and zero-mean
+    over the h*w positions (so centring leaves them alone), v1, v2 orthonormal
+    over the channels, s1 > s2. The first principal component's projection is
+    then exactly X_c v1 = s1 u1, and v1 is chosen with a positive mean so that
+    this is also the sign that correlates with the channel-mean activation.
+    """
+    p = h * w
+    u, _ = np.linalg.qr(np.column_stack([np.ones(p), rng.normal(size=(p, 2))]))
+    u1, u2 = u[:, 1], u[:, 2]  # orthogonal to the constant vector: zero-mean
+    v, _ = np.linalg.qr(rng.normal(size=(c, 2)))
+    v1, v2 = v[:, 0], v[:, 1]
+    if v1.sum() < 0:
+        v1 = -v1
+    offsets = rng.uniform(1.0, 2.0, size=c)  # per-channel constants: removed by the centring
+    x = offsets + singular[0] * np.outer(u1, v1) + singular[1] * np.outer(u2, v2)
+    return x.reshape(h, w, c), (singular[0] * u1).reshape(h, w)
+
+
+def test_eigencam_is_the_first_principal_component_with_the_mean_sign():
     rng = np.random.default_rng(5)
-    pattern = np.zeros((6, 6))
-    pattern[1:3, 3:5] = 1.0
-    loadings = rng.uniform(0.5, 1.5, size=8)
-    acts = pattern[None, :, :, None] * loadings[None, None, None, :] + 0.01 * rng.random((1, 6, 6, 8))
+    pairs = [_two_component_acts(rng) for _ in range(2)]
+    acts = np.stack([a for a, _ in pairs])
+    known = np.stack([m for _, m in pairs])
     for flip in (1.0, -1.0):
-        # Flipping the whole activation flips the SVD's sign freedom too; the
-        # map must still point along the channel-mean activation.
-        proj = first_component(flip * acts)[0]
-        mean = (flip * acts)[0].mean(axis=-1)
-        assert np.corrcoef(proj.ravel(), mean.ravel())[0, 1] > 0.99
+        # Negating the activation negates the channel mean too: the map must follow it.
+        got = first_component(flip * acts)
+        assert got.shape == (2, 6, 5) and got.dtype == np.float32
+        np.testing.assert_allclose(got, flip * known, atol=1e-5)
+        for b in range(2):
+            # Independent reference: numpy's SVD of the centred matrix, equal up to sign.
+            x = (flip * acts[b]).reshape(-1, acts.shape[-1])
+            x = x - x.mean(axis=0)
+            _, _, vt = np.linalg.svd(x, full_matrices=False)
+            svd = (x @ vt[0]).reshape(6, 5)
+            sign = np.sign(np.sum(got[b] * svd))
+            np.testing.assert_allclose(got[b], sign * svd, atol=1e-5)
+    # Batching does not mix samples.
+    np.testing.assert_allclose(first_component(acts[1:]), first_component(acts)[1:], atol=1e-6)
+    # No structure at all gives the all-zero map, not NaN.
+    assert np.all(first_component(np.ones((1, 3, 3, 4))) == 0.0)
 
 
 def test_eigencam_matches_pca_of_the_covariance(engines, gap_model, images):
@@ -314,22 +346,27 @@ def test_eigencam_matches_pca_of_the_covariance(engines, gap_model, images):
         np.testing.assert_allclose(maps[i], _norm(proj[None])[0], atol=1e-4)
 
 
-def test_gradient_free_methods_read_a_layer_inside_a_nested_model():
+def test_gradient_free_methods_give_the_same_maps_inside_a_nested_model():
+    """The probe reaches a layer inside a nested model: same maps as the same layers unnested."""
     keras.utils.set_random_seed(3)
-    base = keras.Sequential(
-        [keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(5, 3, strides=2, activation="relu", name="bconv")],
-        name="base",
-    )
+    conv = keras.layers.Conv2D(5, 3, strides=2, activation="relu", name="bconv")
+    base = keras.Sequential([keras.Input((SIZE, SIZE, 3)), conv], name="base")
+    pool, dense = keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")
     inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.GlobalAveragePooling2D()(base(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
-    engine = CamEngine(model, find_target_layer(model, "base/bconv"), (SIZE, SIZE, 3))
+    nested = keras.Model(inputs, dense(pool(base(inputs))))
+    flat_inputs = keras.Input((SIZE, SIZE, 3))
+    flat = keras.Model(flat_inputs, dense(pool(conv(flat_inputs))))
+    nested_engine = CamEngine(nested, find_target_layer(nested, "base/bconv"), (SIZE, SIZE, 3))
+    flat_engine = CamEngine(flat, find_target_layer(flat, "bconv"), (SIZE, SIZE, 3))
     batch = np.random.default_rng(6).random((2, SIZE, SIZE, 3)).astype(np.float32)
     acts = np.asarray(base(batch, training=False))
-    maps, empty = compute_maps(engine, batch, None, method="eigencam")
-    np.testing.assert_allclose(maps, _norm(first_component(acts)), atol=1e-5)
-    maps, empty = compute_maps(engine, batch, None, method="scorecam")
-    assert maps.shape == acts.shape[:3] and np.all(np.isfinite(maps)) and not empty.any()
+    np.testing.assert_allclose(probe_for(nested_engine)(batch)[0], acts, atol=1e-6)
+    for name in GRADIENT_FREE_METHODS:
+        maps, empty = compute_maps(nested_engine, batch, [0, 1], method=name)
+        expected, expected_empty = compute_maps(flat_engine, batch, [0, 1], method=name)
+        assert maps.shape == acts.shape[:3] and not empty.any()
+        np.testing.assert_allclose(maps, expected, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(empty, expected_empty)
 
 
 def test_eigencam_is_class_agnostic(engines, images):

@@ -35,3 +35,28 @@ def test_unknown_method_and_class_are_rejected(setup):
         explainer.explain(image, method="magic")
     with pytest.raises(ValueError, match="Unknown class 'dragon'"):
         explainer.explain(image, "dragon")
+
+
+@pytest.mark.parametrize("method,tta", [("scorecam", False), ("eigencam", False), ("gradcam", True)])
+def test_maps_from_another_pass_do_not_run_the_engines_own_cam(setup, monkeypatch, method, tta):
+    """A gradient-free map or a TTA map replaces the engine's Grad-CAM, so that pass must not run.
+
+    The probabilities and the explained class still come from one forward pass
+    of the image itself and equal those of the plain Grad-CAM call.
+    """
+    bundle, image = setup
+    explainer = Explainer(bundle, score_cam_channels=4)
+    plain = explainer.explain(image)
+    engine = explainer.engine(method)
+    calls = []
+    original = type(engine).explain
+    monkeypatch.setattr(type(engine), "explain",
+                        lambda self, *a, **k: calls.append(self.method.name) or original(self, *a, **k))
+    out = explainer.explain(image, method=method, tta=tta)
+    # TTA with Grad-CAM runs the engine on the augmented copies only (one call,
+    # a batch of six), never on the image alone.
+    expected = ["gradcam"] if tta else []
+    assert calls == expected
+    assert out.predicted == plain.predicted == out.explained
+    for label, p in plain.probabilities.items():
+        assert out.probabilities[label] == pytest.approx(p, abs=1e-6)

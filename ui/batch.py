@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from explain.decode import is_dicom
+from explain.sniff import has_dicom_suffix, is_dicom
 from explain.errors import ExplainError, ImageDecodeError
 
 DEFAULT_MAX_ITEMS = 50
@@ -42,7 +42,7 @@ def _dicom_frames(name: str, data: bytes, max_pixels: int) -> list[Item]:
 
 
 def _looks_dicom(name: str, data: bytes) -> bool:
-    return is_dicom(data) or Path(name).suffix.lower() in (".dcm", ".dicom")
+    return is_dicom(data) or has_dicom_suffix(name)
 
 
 def _from_bytes(name: str, data: bytes, max_pixels: int) -> list[Item]:

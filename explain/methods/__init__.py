@@ -7,11 +7,14 @@ Gradient-free methods (:class:`GradientFreeMethod` subclasses, see
 :mod:`explain.methods.free`) read the engine's model and target layer and run
 their own forward passes. :func:`compute_maps` runs either kind with the same
 call shape.
+
+This package never imports :mod:`explain.engine` (which is built on it): an
+engine is only used through its methods and attributes, and another gradient
+method's engine is asked of the engine itself (:meth:`CamEngine.for_method`,
+which builds and caches it).
 """
 
 from __future__ import annotations
-
-import weakref
 
 import numpy as np
 
@@ -55,27 +58,6 @@ def is_gradient_free(method) -> bool:
     return issubclass(cls, GradientFreeMethod)
 
 
-# engine -> {method name: CamEngine for the same model/layer/temperature}. Used only
-# when compute_maps is asked for a gradient method other than the engine's own;
-# values reference the model, not the key engine, so entries die with it.
-_SIBLINGS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _engine_for(engine, method: CamMethod):
-    if type(engine.method) is type(method):
-        return engine
-    siblings = _SIBLINGS.setdefault(engine, {})
-    other = siblings.get(method.name)
-    if other is None:
-        from ..engine import CamEngine  # late: explain.engine imports this package
-
-        other = CamEngine(
-            engine.model, engine.target, engine.input_shape, method=method, temperature=engine.temperature
-        )
-        siblings[method.name] = other
-    return other
-
-
 def compute_maps(engine, batch, classes=None, method=None) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps of any method, one call shape for all.
 
@@ -84,9 +66,9 @@ def compute_maps(engine, batch, classes=None, method=None) -> tuple[np.ndarray, 
     batch: float32 (B, h, w, C) model inputs (preprocessed), or one (h, w, C) image.
     classes: None (predicted class) or int per sample, -1 meaning predicted.
     method: None (the engine's own method), a name, or a method instance.
-        A gradient method other than the engine's runs on a sibling engine
-        built once and cached for this engine; callers that cache engines per
-        method should pass the matching engine and leave this None.
+        A gradient method other than the engine's runs on the engine's
+        sibling for that method (:meth:`CamEngine.for_method`: built once,
+        then shared).
 
     Returns (maps float32 (B, h', w') in [0, 1] at the target layer's
     resolution, empty bool (B,) True where a map had no positive evidence and
@@ -100,7 +82,7 @@ def compute_maps(engine, batch, classes=None, method=None) -> tuple[np.ndarray, 
         return method.compute(engine, batch, classes)
     if not isinstance(method, CamMethod):
         raise TypeError(f"not a CAM method: {method!r}")
-    result = _engine_for(engine, method).explain(batch, classes)
+    result = engine.for_method(method).explain(batch, classes)
     return result.maps.astype(np.float32), result.empty.astype(bool)
 
 

@@ -19,7 +19,6 @@ from .free import GradientFreeMethod
 class EigenCAM(GradientFreeMethod):
     name = "eigencam"
     label = "Eigen-CAM"
-    class_specific = False
 
     def raw_maps(self, engine, batch, acts, classes):
         """(B, h, w, C), (B, h', w', C'), (B,) -> float32 (B, h', w') projections (before ReLU)."""

@@ -14,8 +14,9 @@ and use
   the class scores are the same (temperature-scaled) probabilities the
   engine reports.
 
-Maps are normalised with :func:`explain.engine.normalize_maps`, exactly as
-the gradient methods' maps are.
+Maps are normalised with :func:`explain.methods.base.normalize_maps`,
+exactly as the gradient methods' maps are. Nothing here imports
+:mod:`explain.engine`: the engine is only used through its attributes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ import tensorflow as tf
 from ..errors import LayerError
 from ..graph import capture_output, run_intercepted
 from ..preprocess import as_model_batch
+from .base import normalize_maps
+from .cache import BoundedCache
+
+#: Probes kept at once (one per engine; an app has one or two engines).
+PROBE_CACHE_SIZE = 8
 
 
 class ActivationProbe:
@@ -58,18 +64,18 @@ class ActivationProbe:
         return acts.numpy().astype(np.float32), out.numpy().astype(np.float32)
 
 
-# One probe per engine, built on first use. The probe holds the model, never the
-# engine, so the weak key can die with the engine.
-_PROBES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# One probe per engine, built on first use, keyed by a weak reference to the
+# engine: the probe holds the model, never the engine, so an entry goes stale
+# when its engine dies and is dropped on the next call.
+_PROBES: BoundedCache[ActivationProbe] = BoundedCache(PROBE_CACHE_SIZE)
 
 
 def probe_for(engine) -> ActivationProbe:
     """The cached :class:`ActivationProbe` for ``engine``'s model and target layer."""
-    probe = _PROBES.get(engine)
-    if probe is None:
-        probe = ActivationProbe(engine.model, engine.target, engine.input_shape)
-        _PROBES[engine] = probe
-    return probe
+    _PROBES.prune(lambda ref: ref() is None)
+    return _PROBES.get(
+        weakref.ref(engine), lambda: ActivationProbe(engine.model, engine.target, engine.input_shape)
+    )
 
 
 def resolve_classes(classes, scores: np.ndarray) -> np.ndarray:
@@ -92,8 +98,6 @@ def resolve_classes(classes, scores: np.ndarray) -> np.ndarray:
 
 def normalize(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, h, w) raw maps -> (float32 maps in [0, 1], bool empty flags (B,)), as the engine does."""
-    from ..engine import normalize_maps  # late: explain.engine imports this package
-
     maps, empty = normalize_maps(tf.convert_to_tensor(raw, tf.float32))
     return maps.numpy().astype(np.float32), empty.numpy().astype(bool)
 
@@ -108,9 +112,6 @@ class GradientFreeMethod:
 
     name = "gradient-free"
     label = "gradient-free"
-    gradient_free = True
-    #: False for methods whose map does not depend on the class (Eigen-CAM).
-    class_specific = True
 
     def raw_map(self, acts, grads):
         # Reached only if someone hands this method to CamEngine; fail with a

@@ -26,14 +26,18 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .cache import BoundedCache
 from .free import GradientFreeMethod
 
 #: Below this range a channel counts as constant (its normalised mask is all zero).
 RANGE_EPS = 1e-8
 
+#: Mask builders kept at once (one per input/map shape pair in use).
+MASK_CACHE_SIZE = 8
+
 # Compiled mask builders per (input shape, map shape), shared by all instances:
 # get_method() makes a new ScoreCAM per request and must not retrace each time.
-_MASK_FNS: dict = {}
+_MASK_FNS: BoundedCache = BoundedCache(MASK_CACHE_SIZE)
 
 
 class ScoreCAM(GradientFreeMethod):
@@ -60,28 +64,7 @@ class ScoreCAM(GradientFreeMethod):
     @staticmethod
     def _mask_fn(input_shape, map_shape):
         key = (tuple(input_shape), tuple(map_shape))
-        fn = _MASK_FNS.get(key)
-        if fn is None:
-            size = tuple(int(d) for d in input_shape[:2])
-
-            def masked_inputs(image, channels):
-                """image (h, w, C), channels (n, h', w') -> masked images (n, h, w, C)."""
-                up = tf.image.resize(channels[..., None], size, method="bilinear")
-                low = tf.reduce_min(up, axis=(1, 2, 3), keepdims=True)
-                high = tf.reduce_max(up, axis=(1, 2, 3), keepdims=True)
-                span = high - low
-                mask = tf.where(span > RANGE_EPS, (up - low) / tf.maximum(span, RANGE_EPS), 0.0)
-                return image[None] * mask
-
-            fn = tf.function(
-                masked_inputs,
-                input_signature=[
-                    tf.TensorSpec(tuple(input_shape), tf.float32),
-                    tf.TensorSpec((None,) + tuple(map_shape), tf.float32),
-                ],
-            )
-            _MASK_FNS[key] = fn
-        return fn
+        return _MASK_FNS.get(key, lambda: _build_mask_fn(*key))
 
     def channel_scores(self, engine, image: np.ndarray, acts: np.ndarray, cls: int) -> np.ndarray:
         """One sample: image (h, w, C), acts (h', w', C') -> float64 (C',) class probabilities.
@@ -122,3 +105,24 @@ class ScoreCAM(GradientFreeMethod):
             weights[finite] = np.exp(shifted) / np.exp(shifted).sum()
             out[b] = np.maximum(np.tensordot(acts[b], weights, axes=([-1], [0])), 0.0)
         return out
+
+
+def _build_mask_fn(input_shape: tuple, map_shape: tuple):
+    """Compiled ``(image (h, w, C), channels (n, h', w')) -> masked images (n, h, w, C)``."""
+    size = tuple(int(d) for d in input_shape[:2])
+
+    def masked_inputs(image, channels):
+        up = tf.image.resize(channels[..., None], size, method="bilinear")
+        low = tf.reduce_min(up, axis=(1, 2, 3), keepdims=True)
+        high = tf.reduce_max(up, axis=(1, 2, 3), keepdims=True)
+        span = high - low
+        mask = tf.where(span > RANGE_EPS, (up - low) / tf.maximum(span, RANGE_EPS), 0.0)
+        return image[None] * mask
+
+    return tf.function(
+        masked_inputs,
+        input_signature=[
+            tf.TensorSpec(input_shape, tf.float32),
+            tf.TensorSpec((None,) + map_shape, tf.float32),
+        ],
+    )
