@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
+from scipy.optimize import brentq
+from sklearn.metrics import balanced_accuracy_score
 
 from training import metrics as M
 
@@ -29,8 +32,19 @@ def test_confusion_matrix_rows_are_true_classes():
 
 
 def test_confusion_matrix_rejects_out_of_range():
+    # scikit-learn with labels= would drop the pair silently.
     with pytest.raises(ValueError):
         M.confusion_matrix([0, 3], [0, 1], 3)
+    with pytest.raises(ValueError):
+        M.confusion_matrix([0, 1], [0, -1], 3)
+
+
+def test_confusion_matrix_keeps_every_class_when_some_are_missing():
+    # A resample holding only class 0: still K x K, in class order (scikit-learn's
+    # default would return the 1 x 1 matrix of the classes present).
+    assert M.confusion_matrix([0, 0], [0, 0], 3).tolist() == [[2, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert M.confusion_matrix([2], [1], 3).tolist() == [[0, 0, 0], [0, 0, 0], [0, 1, 0]]
+    assert M.confusion_matrix([], [], 2).tolist() == [[0, 0], [0, 0]]
 
 
 def test_per_class_and_balanced_accuracy_by_hand():
@@ -67,6 +81,36 @@ def test_never_predicted_class_has_zero_precision_and_f1():
     assert pc["precision"][1] == 0.0 and pc["recall"][1] == 0.0 and pc["f1"][1] == 0.0
 
 
+def test_class_neither_true_nor_predicted_is_nan_and_left_out():
+    # Class c does not occur at all: recall and F1 nan (scikit-learn: 0), precision 0.
+    cm = np.array([[3, 1, 0],
+                   [1, 2, 0],
+                   [0, 0, 0]])
+    pc = M.per_class(cm)
+    assert math.isnan(pc["recall"][2]) and math.isnan(pc["f1"][2]) and pc["precision"][2] == 0.0
+    assert pc["support"].tolist() == [4, 3, 0] and pc["support"].dtype == np.int64
+    f1_a, f1_b = 2 * 0.75 * 0.75 / 1.5, 2 * (2 / 3) * (2 / 3) / (4 / 3)
+    assert M.macro_f1(cm) == pytest.approx((f1_a + f1_b) / 2)
+    assert M.balanced_accuracy(cm) == pytest.approx((0.75 + 2 / 3) / 2)
+
+
+def test_no_images_gives_nan_not_an_error():
+    pc = M.per_class(np.zeros((3, 3), np.int64))
+    assert np.all(np.isnan(pc["recall"])) and np.all(np.isnan(pc["f1"])) and np.all(pc["precision"] == 0)
+    assert math.isnan(M.balanced_accuracy(np.zeros((3, 3)))) and math.isnan(M.macro_f1(np.zeros((3, 3))))
+
+
+def test_balanced_accuracy_is_scikit_learns_with_absent_classes_left_out():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        y, pred = rng.integers(0, 4, 12), rng.integers(0, 4, 12)
+        y[y == 3] = 0  # class 3 never true, often predicted
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "y_pred contains classes not in y_true"
+            expected = balanced_accuracy_score(y, pred)
+        assert M.balanced_accuracy(M.confusion_matrix(y, pred, 4)) == pytest.approx(expected, abs=1e-12)
+
+
 def test_accuracy():
     assert M.accuracy([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
 
@@ -92,6 +136,26 @@ def test_reliability_bins_edges_are_right_closed():
     assert bins["accuracy"][13] == 0.0 and bins["accuracy"][14] == 1.0
     assert bins["confidence"][14] == 1.0
     assert math.isnan(bins["accuracy"][0])
+
+
+def test_reliability_bins_every_edge_and_rounding_overshoot():
+    # Each of the 16 edges k/15 (as linspace computes them) goes to the bin below it, 0 to
+    # the first; a top probability a rounding error above 1 goes to the last bin.
+    n_bins = 15
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    conf = np.append(edges, 1.0 + 4e-16)
+    probs = np.stack([conf, np.zeros_like(conf)], axis=1)  # top class 0, top probability conf
+    bins = M.reliability_bins(probs, np.zeros(len(conf), np.int64), n_bins)
+    assert bins["count"].tolist() == [2] + [1] * 13 + [2]
+    np.testing.assert_array_equal(bins["confidence"][1:14], edges[2:15])
+    assert bins["confidence"][0] == edges[1] / 2 and bins["confidence"][14] == 1.0
+    assert np.all(bins["accuracy"] == 1.0)
+
+
+def test_reliability_bins_of_no_images_are_empty():
+    bins = M.reliability_bins(np.zeros((0, 3)), np.zeros(0, np.int64))
+    assert bins["count"].tolist() == [0] * M.ECE_BINS and np.all(np.isnan(bins["accuracy"]))
+    assert math.isnan(M.expected_calibration_error(np.zeros((0, 3)), np.zeros(0, np.int64)))
 
 
 def test_ece_hand_computed_two_bins():
@@ -137,9 +201,17 @@ def test_fit_temperature_recovers_known_temperature(t_true):
     t = M.fit_temperature(z, y)
     assert t == pytest.approx(t_true, rel=0.05)
     assert M.nll_from_logits(z, y, t) <= M.nll_from_logits(z, y, 1.0)
-    # The golden-section result is a true minimum: small steps either way do not improve it.
-    for step in (0.99, 1.01):
+    # The search result is a true minimum: small steps either way do not improve it.
+    for step in (0.999, 1.001):
         assert M.nll_from_logits(z, y, t) <= M.nll_from_logits(z, y, t * step) + 1e-12
+    # And it is the stationary point, found independently: with s = 1/T the NLL's
+    # derivative is mean(E_softmax(s z)[z] - z[true]), increasing in s (convexity).
+    def slope(s):
+        p = M.softmax(z, 1.0 / s)
+        return float(np.mean((p * z).sum(axis=1) - z[np.arange(n), y]))
+
+    s_root = brentq(slope, 1.0 / M.TEMPERATURE_BOUNDS[1], 1.0 / M.TEMPERATURE_BOUNDS[0], xtol=1e-14)
+    assert t == pytest.approx(1.0 / s_root, rel=1e-6)
 
 
 def test_fit_temperature_hits_upper_bound_for_uninformative_logits():

@@ -148,107 +148,90 @@ def format_report(result: dict, labels: list[str]) -> str:
     return "\n".join(lines)
 
 
-# -- pictures (PIL only) ---------------------------------------------------------
-def _font(size: int):
-    from PIL import ImageFont
+# -- pictures (matplotlib, Agg: no display needed) ------------------------------------
+def _figure(width: float, height: float):
+    """A matplotlib Figure on the Agg canvas, outside pyplot (no global state, no display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow < 10.1 or no FreeType: fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _text(draw, xy, text, font, fill=(0, 0, 0), anchor="mm"):
-    try:
-        draw.text(xy, text, font=font, fill=fill, anchor=anchor)
-    except ValueError:  # bitmap fonts do not support anchors
-        draw.text(xy, text, font=font, fill=fill)
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def draw_confusion(cm: np.ndarray, labels: list[str], title: str):
-    """int (K, K) -> PIL RGB image: counts and row percentages, shaded by row share (= recall)."""
-    from PIL import Image, ImageDraw
-
+    """int (K, K) -> matplotlib Figure: counts and row percentages, shaded by row share (= recall)."""
     cm = np.asarray(cm)
     k = len(labels)
-    cell, left, top = 112, 150, 110
-    w, h = left + k * cell + 30, top + k * cell + 60
-    img = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(img)
-    big, mid, small = _font(20), _font(16), _font(13)
-    _text(draw, (w // 2, 22), title, big)
-    _text(draw, (left + k * cell // 2, 55), "predicted", mid)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
-    for j, label in enumerate(labels):
-        _text(draw, (left + j * cell + cell // 2, top - 18), label, small)
-    for i, label in enumerate(labels):
-        _text(draw, (left - 8, top + i * cell + cell // 2), label, small, anchor="rm")
+    side = 1.3 * k + 2.5
+    fig = _figure(side + 1.2, side)
+    ax = fig.add_subplot()
+    # White to dark blue by the row share, so the diagonal reads as recall.
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(k):
         for j in range(k):
-            x0, y0 = left + j * cell, top + i * cell
-            # White to dark blue by the row share, so the diagonal reads as recall.
-            s = float(share[i, j])
-            colour = tuple(int(round(255 - s * (255 - c))) for c in (31, 73, 145))
-            draw.rectangle([x0, y0, x0 + cell, y0 + cell], fill=colour, outline=(160, 160, 160))
-            ink = (255, 255, 255) if s > 0.5 else (0, 0, 0)
-            _text(draw, (x0 + cell // 2, y0 + cell // 2 - 10), str(int(cm[i, j])), big, ink)
-            _text(draw, (x0 + cell // 2, y0 + cell // 2 + 14), f"{100 * s:.1f}%", small, ink)
-    _text(draw, (22, top + k * cell // 2), "true", mid)
-    _text(draw, (w // 2, h - 25), "cell: count and share of the true class (row)", small, (90, 90, 90))
-    return img
+            ink = "white" if share[i, j] > 0.5 else "black"
+            ax.text(j, i - 0.08, str(int(cm[i, j])), ha="center", va="center", color=ink, fontsize=15)
+            ax.text(j, i + 0.22, f"{100 * share[i, j]:.1f}%", ha="center", va="center", color=ink, fontsize=9)
+    ax.set_xticks(range(k), labels)
+    ax.set_yticks(range(k), labels)
+    ax.xaxis.set_label_position("top")
+    ax.xaxis.tick_top()
+    ax.set_xlabel("predicted", fontsize=11)
+    ax.set_ylabel("true", fontsize=11)
+    ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="0.6", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    ax.set_title(title, fontsize=13, pad=14)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class (row)")
+    fig.supxlabel("cell: count and share of the true class (row)", fontsize=9, color="0.35")
+    return fig
 
 
 def draw_reliability(bins: dict, ece: float, title: str):
-    """Reliability diagram: per-bin accuracy (bars) vs confidence, diagonal = perfect calibration.
+    """Reliability diagram -> matplotlib Figure: per-bin accuracy (bars) vs confidence, diagonal = perfect calibration.
 
     bins: lists ``lower``, ``upper``, ``count``, ``confidence``, ``accuracy``
     (empty bins None) as in :func:`training.metrics.evaluate`. Below the plot,
     a strip shows how many images fall in each bin.
     """
-    from PIL import Image, ImageDraw
+    lower = np.asarray(bins["lower"], float)
+    width = np.asarray(bins["upper"], float) - lower
+    counts = np.array([c or 0 for c in bins["count"]])
+    used = np.array([a is not None for a in bins["accuracy"]])
+    acc = np.array([a for a, u in zip(bins["accuracy"], used) if u], float)
+    conf = np.array([c for c, u in zip(bins["confidence"], used) if u], float)
+    centre = lower[used] + width[used] / 2
 
-    size, left, top, strip = 420, 70, 60, 70
-    w, h = left + size + 30, top + size + strip + 70
-    img = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(img)
-    big, small = _font(18), _font(13)
-
-    def px(x, y):
-        return left + x * size, top + (1 - y) * size
-
-    _text(draw, (w // 2, 22), title, big)
-    _text(draw, (w // 2, 44), f"ECE {ece:.4f}" if ece is not None else "ECE n/a", small)
-    for t in np.linspace(0, 1, 6):
-        x, y = px(t, t)
-        draw.line([px(0, t), px(1, t)], fill=(230, 230, 230))
-        _text(draw, (left - 8, y), f"{t:.1f}", small, anchor="rm")
-        _text(draw, (x, top + size + 12), f"{t:.1f}", small)
-    counts = [c or 0 for c in bins["count"]]
-    for lo, hi, acc, conf in zip(bins["lower"], bins["upper"], bins["accuracy"], bins["confidence"]):
-        if acc is None:
-            continue
-        x0, y0 = px(lo, acc)
-        x1, y1 = px(hi, 0)
-        draw.rectangle([x0, y0, x1, y1], fill=(70, 110, 180), outline=(30, 50, 100))
-        # Red segment: the gap between what the model claimed and what it got.
-        cx = (x0 + x1) / 2
-        draw.line([(cx, px(0, conf)[1]), (cx, y0)], fill=(210, 40, 40), width=3)
-        draw.ellipse([cx - 3, px(0, conf)[1] - 3, cx + 3, px(0, conf)[1] + 3], fill=(210, 40, 40))
-    draw.line([px(0, 0), px(1, 1)], fill=(0, 0, 0), width=1)
-    draw.rectangle([left, top, left + size, top + size], outline=(0, 0, 0))
-    _text(draw, (left + size // 2, top + size + 32), "confidence (top-class probability)", small)
-    _text(draw, (left, top - 8), "accuracy", small, anchor="lb")
+    fig = _figure(5.6, 7.2)
+    top, strip = fig.subplots(2, 1, sharex=True, height_ratios=[4, 1])
+    top.bar(lower[used], acc, width=width[used], align="edge", color="#4670b4", edgecolor="#1e3264",
+            label="accuracy per bin")
+    # Red segment: the gap between what the model claimed and what it got.
+    top.vlines(centre, acc, conf, color="#d22828", linewidth=2.5)
+    top.plot(centre, conf, "o", color="#d22828", markersize=4, label="mean confidence per bin")
+    top.plot([0, 1], [0, 1], color="black", linewidth=1, label="perfect calibration")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.grid(axis="y", color="0.9")
+    top.set_axisbelow(True)
+    top.legend(loc="upper left", fontsize=8, frameon=False)
+    top.set_title(f"{title}\n" + (f"ECE {ece:.4f}" if ece is not None else "ECE n/a"), fontsize=12)
     # Count strip: bar height on a sqrt scale so a few images in a bin stay visible.
-    base = top + size + 50 + strip - 10
-    peak = max(max(counts), 1)
-    for lo, hi, c in zip(bins["lower"], bins["upper"], counts):
-        if c:
-            x0, x1 = px(lo, 0)[0], px(hi, 0)[0]
-            bar = (strip - 25) * np.sqrt(c / peak)
-            draw.rectangle([x0 + 1, base - bar, x1 - 1, base], fill=(150, 150, 150))
-            _text(draw, ((x0 + x1) / 2, base - bar - 8), str(c), _font(10))
-    _text(draw, (w // 2, h - 10), "red: mean confidence per bin; grey: images per bin", small, (90, 90, 90))
-    return img
+    filled = counts > 0
+    bars = strip.bar(lower[filled], counts[filled], width=width[filled], align="edge", color="0.6",
+                     edgecolor="0.4")
+    strip.bar_label(bars, fontsize=7, padding=1)
+    strip.set_yscale("function", functions=(np.sqrt, np.square))
+    strip.set_ylim(0, max(counts.max(initial=0), 1) * 1.35)
+    strip.set_ylabel("images\n(sqrt scale)", fontsize=8)
+    strip.tick_params(axis="y", labelsize=7)
+    strip.set_xlabel("confidence (top-class probability)")
+    return fig
 
 
 # -- main ------------------------------------------------------------------------
@@ -348,10 +331,10 @@ def main(argv=None) -> int:
     metrics_path.write_text(json.dumps(result, indent=2) + "\n")
     acc = result["metrics"]["accuracy"]["value"]
     draw_confusion(np.array(result["confusion_matrix"]), labels,
-                   f"{args.split} split, {len(y)} images, accuracy {acc:.3f}").save(
+                   f"{args.split} split, {len(y)} images, accuracy {acc:.3f}").savefig(
         out_dir / f"confusion_{args.split}.png")
     draw_reliability(result["reliability"], result["metrics"]["ece"]["value"],
-                     f"reliability, {args.split} split, T = {temperature:.3f}").save(
+                     f"reliability, {args.split} split, T = {temperature:.3f}").savefig(
         out_dir / f"reliability_{args.split}.png")
 
     print()

@@ -1,4 +1,9 @@
-"""Classification metrics, calibration and bootstrap intervals, in plain numpy.
+"""Classification metrics, calibration and bootstrap intervals.
+
+The counting is scikit-learn's (:mod:`sklearn.metrics`,
+:func:`sklearn.calibration.calibration_curve`) and the temperature search
+scipy's (:func:`scipy.optimize.minimize_scalar`); this module fixes the
+conventions around them, which differ from scikit-learn's defaults.
 
 Conventions used throughout:
 
@@ -11,7 +16,10 @@ Conventions used throughout:
 Undefined values follow one rule: a class with no true images has recall
 ``nan`` (there is nothing to recall) and is left out of the macro averages,
 so a bootstrap resample that happens to miss a small class does not count it
-as a zero. A class that is never predicted has precision 0.
+as a zero. A class that is never predicted has precision 0. (scikit-learn
+replaces every 0/0 by one ``zero_division`` value and averages over all the
+``labels`` it is given; :func:`per_class` and :func:`macro_f1` apply the rule
+above on top of it.)
 """
 
 from __future__ import annotations
@@ -19,13 +27,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 
 from explain.stats import percentile_interval, resamples
 
 #: Bins of the expected calibration error (Guo et al., 2017 use 15).
 ECE_BINS = 15
-#: Search range of the temperature, and the log-space tolerance of the search.
+#: Search range of the temperature.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
+#: Final tolerance of the temperature search in log T (1e-8: T to 1e-6 %).
+TEMPERATURE_TOL = 1e-8
 
 
 # -- counts -------------------------------------------------------------------
@@ -38,8 +52,26 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     if y_true.size and (min(y_true.min(), y_pred.min()) < 0
                         or max(y_true.max(), y_pred.max()) >= num_classes):
         raise ValueError(f"class index out of range 0..{num_classes - 1}")
-    flat = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes).astype(np.int64)
+    if not y_true.size:  # scikit-learn refuses empty input
+        return np.zeros((num_classes, num_classes), np.int64)
+    # labels= fixes the size and order to 0..K-1 (by default scikit-learn uses the
+    # classes present, so a resample missing a class would shrink the matrix). It
+    # also drops out-of-range indices silently, hence the check above.
+    return _sk_confusion_matrix(y_true, y_pred, labels=np.arange(num_classes)).astype(np.int64)
+
+
+def _cells(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int (K, K) -> the matrix as weighted samples: true int (K*K,), predicted int (K*K,), count float64 (K*K,).
+
+    One (true, predicted) pair per cell, weighted by its count: scikit-learn's
+    metrics of these pairs with ``sample_weight`` are exactly those of the
+    images the matrix counts, without expanding them back into N labels.
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"need a square confusion matrix, got shape {cm.shape}")
+    k = cm.shape[0]
+    return np.repeat(np.arange(k), k), np.tile(np.arange(k), k), cm.reshape(-1).astype(np.float64)
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -54,29 +86,46 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
     Recall (and so F1) is nan for a class with no true images; precision is 0
     for a class that is never predicted.
     """
-    cm = np.asarray(cm, np.float64)
-    tp = np.diag(cm)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, tp / support, np.nan)
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        denom = precision + recall
-        f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
-    f1 = np.where(np.isnan(recall), np.nan, f1)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+    true, pred, weight = _cells(cm)
+    k = len(cm)
+    if not weight.any():  # scikit-learn refuses all-zero weights: nothing to score
+        nan = np.full(k, np.nan)
+        return {"precision": np.zeros(k), "recall": nan, "f1": nan.copy(), "support": np.zeros(k, np.int64)}
+    # zero_division=0 gives the precision of a never-predicted class; it would
+    # also make recall and F1 of a class with no true images 0 (F1 even when the
+    # class was predicted: scikit-learn computes 2 tp / (2 tp + fp + fn)), so
+    # those are set to nan below.
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true, pred, labels=np.arange(k), sample_weight=weight, average=None, zero_division=0.0)
+    absent = support == 0
+    recall = np.where(absent, np.nan, recall).astype(np.float64)
+    f1 = np.where(absent, np.nan, f1).astype(np.float64)
+    return {"precision": np.asarray(precision, np.float64), "recall": recall, "f1": f1,
+            "support": np.rint(support).astype(np.int64)}
+
+
+def _class_mean(values: np.ndarray) -> float:
+    """float (K,) per-class values, nan for classes with no true images -> their mean over the others."""
+    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
 
 
 def balanced_accuracy(cm: np.ndarray) -> float:
-    """int (K, K) -> mean recall over the classes that have true images."""
-    recall = per_class(cm)["recall"]
-    return float(np.nanmean(recall)) if np.any(~np.isnan(recall)) else math.nan
+    """int (K, K) -> mean recall over the classes that have true images.
+
+    The same rule and value as :func:`sklearn.metrics.balanced_accuracy_score`
+    (which also leaves such classes out, with a warning); taken from
+    :func:`per_class` so that a bootstrap resample runs scikit-learn once.
+    """
+    return _class_mean(per_class(cm)["recall"])
 
 
 def macro_f1(cm: np.ndarray) -> float:
-    """int (K, K) -> mean F1 over the classes that have true images."""
-    f1 = per_class(cm)["f1"]
-    return float(np.nanmean(f1)) if np.any(~np.isnan(f1)) else math.nan
+    """int (K, K) -> mean F1 over the classes that have true images.
+
+    Not ``f1_score(average="macro")``: with ``labels`` that averages over all K
+    classes, counting an absent class as ``zero_division``.
+    """
+    return _class_mean(per_class(cm)["f1"])
 
 
 # -- probabilities ------------------------------------------------------------
@@ -117,19 +166,33 @@ def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = ECE_BI
     edges (float64), ``count`` (int64), ``confidence`` (mean top probability)
     and ``accuracy`` (fraction correct), both float64 and nan in empty bins.
     Bins are right-closed, (lower, upper], with the first also holding 0.
+
+    The means are :func:`sklearn.calibration.calibration_curve` (``strategy=
+    "uniform"``) of "top class correct" against the top probability. Its
+    binning is exactly this one: ``searchsorted`` of the value against the
+    inner edges of the same ``linspace(0, 1, n_bins + 1)``, so a value equal
+    to an edge goes to the bin below it, with no float rounding from
+    ``confidence * n_bins``. It returns only the non-empty bins and not their
+    counts, which the ECE weights need, so the counts come from that same
+    ``searchsorted`` line here, and place its means in their bins.
     """
     probs = np.asarray(probs, np.float64)
     y_true = np.asarray(y_true, np.int64)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # searchsorted against the same edges array puts a value equal to an edge
-    # in the bin below it, with no float rounding from confidence * n_bins.
-    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
-    count = np.bincount(index, minlength=n_bins).astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(index, weights=confidence, minlength=n_bins) / count
-        mean_acc = np.bincount(index, weights=correct, minlength=n_bins) / count
+    count = np.zeros(n_bins, np.int64)
+    mean_conf, mean_acc = np.full(n_bins, np.nan), np.full(n_bins, np.nan)
+    if len(y_true):  # calibration_curve refuses empty input
+        # calibration_curve refuses values outside [0, 1]; a sum-to-one float
+        # row can overshoot 1 by a rounding error (it belongs in the top bin).
+        confidence = np.clip(probs.max(axis=1), 0.0, 1.0)
+        correct = (probs.argmax(axis=1) == y_true).astype(np.int64)
+        count = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=n_bins).astype(np.int64)
+        accuracy, confidence_mean = calibration_curve(correct, confidence, n_bins=n_bins, strategy="uniform",
+                                                      pos_label=1)
+        used = count > 0
+        if used.sum() != len(accuracy):  # only if scikit-learn changed its binning
+            raise RuntimeError("calibration_curve's bins differ from reliability_bins' counts")
+        mean_acc[used], mean_conf[used] = accuracy, confidence_mean
     return {"lower": edges[:-1], "upper": edges[1:], "count": count,
             "confidence": mean_conf, "accuracy": mean_acc}
 
@@ -147,13 +210,15 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
 
 # -- temperature scaling --------------------------------------------------------
 def fit_temperature(logits: np.ndarray, y_true: np.ndarray, bounds=TEMPERATURE_BOUNDS,
-                    tol: float = 1e-5) -> float:
+                    tol: float = TEMPERATURE_TOL) -> float:
     """float (N, K) logits, int (N,) -> the T in ``bounds`` minimising NLL of softmax(logits / T).
 
-    Golden-section search on log T. It finds the global minimum because the
+    Bounded scalar minimisation on log T (:func:`scipy.optimize.minimize_scalar`,
+    ``method="bounded"``: Brent's method, golden-section steps with parabolic
+    interpolation). The local minimum it finds is the global one because the
     NLL is convex in 1/T (a log-sum-exp of functions linear in 1/T minus a
     linear term), hence unimodal in log T, which is a monotone function of 1/T.
-    ``tol`` is the final bracket width in log T (1e-5 = 0.001 % of T).
+    ``tol`` is the absolute tolerance (``xatol``) in log T.
     """
     logits = np.asarray(logits, np.float64)
     y_true = np.asarray(y_true, np.int64)
@@ -164,22 +229,12 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray, bounds=TEMPERATURE_B
     def loss(log_t):
         return nll_from_logits(logits, y_true, math.exp(log_t))
 
-    ratio = (math.sqrt(5.0) - 1.0) / 2.0
-    a, b = lo, hi
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = loss(c), loss(d)
-    while b - a > tol:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = loss(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = loss(d)
-    # The bracket ends are never evaluated by the loop; compare them too so a
+    res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": tol, "maxiter": 500})
+    if not res.success:
+        raise RuntimeError(f"temperature search did not converge: {res.message}")
+    # The bounded method never evaluates the bounds themselves; compare them too so a
     # minimum on the boundary (e.g. logits carrying no information) is returned exactly.
-    candidates = [(loss(lo), lo), (loss(hi), hi), (loss((a + b) / 2), (a + b) / 2)]
+    candidates = [(loss(lo), lo), (loss(hi), hi), (float(res.fun), float(res.x))]
     return float(math.exp(min(candidates)[1]))
 
 
@@ -194,11 +249,12 @@ def scalar_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str],
     probs = np.asarray(probs, np.float64)
     y_pred = probs.argmax(axis=1)
     cm = confusion_matrix(y_true, y_pred, len(labels))
-    recall = per_class(cm)["recall"]
+    classes = per_class(cm)  # once: balanced_accuracy(cm) and macro_f1(cm) would each recompute it
+    recall = classes["recall"]
     out = {
         "accuracy": accuracy(y_true, y_pred),
-        "balanced_accuracy": balanced_accuracy(cm),
-        "macro_f1": macro_f1(cm),
+        "balanced_accuracy": _class_mean(recall),
+        "macro_f1": _class_mean(classes["f1"]),
         "ece": expected_calibration_error(probs, y_true, n_bins),
         "nll": negative_log_likelihood(probs, y_true),
     }

@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-
-from training.metrics import confusion_matrix
+from sklearn.metrics import confusion_matrix
 
 from .findings import OK, WARNING, Finding, fmt_interval, interval, paired_gain, severity_of_gain
 from .sample import Sample
 
 
 def confusion(truth, pred, n_classes: int, n_units: int) -> np.ndarray:
-    """int64 (n_classes, n_units): row = folder class, column = predicted output unit."""
+    """int64 (n_classes, n_units): row = folder class, column = predicted output unit.
+
+    ``truth`` in 0..n_classes-1 and ``pred`` in 0..n_units-1; ``labels`` fixes the
+    square matrix to every index (scikit-learn would otherwise use only those present).
+    """
     square = max(n_classes, n_units)
-    return confusion_matrix(truth, pred, square)[:n_classes, :n_units]
+    if len(truth) == 0:  # scikit-learn refuses empty input
+        return np.zeros((n_classes, n_units), np.int64)
+    return confusion_matrix(truth, pred, labels=np.arange(square))[:n_classes, :n_units].astype(np.int64)
 
 
 def best_units(truth, pred, n_classes: int, n_units: int) -> np.ndarray:

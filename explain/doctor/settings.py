@@ -25,21 +25,22 @@ base's pre-training, not the user's training.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 from scipy.stats import bootstrap
-
-from training.metrics import balanced_accuracy
+from sklearn.metrics import balanced_accuracy_score
 
 from ..graph import run_intercepted
 from ..layers import walk
 from ..preprocess import COLOR_MODES, NORMALIZATIONS, InputSpec, finish, prepare_pixels
 from .findings import (BOOTSTRAP_RESAMPLES, ERROR, OK, WARNING, Finding, fmt_interval, interval,
                        paired_gain, severity_of_gain)
-from .labels import best_units, confusion, hits, reference_units
+from .labels import best_units, hits, reference_units
 from .sample import Sample
 
 #: Normalisations that are another name for one already scored.
@@ -212,8 +213,8 @@ def label_free_scores(setting: Setting) -> dict:
 def resampled_balanced_accuracy(truth, pred, axis: int = -1) -> np.ndarray:
     """Balanced accuracy of every resample at once: int (..., n), int (..., n) -> float64 (...).
 
-    The rule of :func:`training.metrics.balanced_accuracy` (mean recall over
-    the classes a resample holds), vectorised for :func:`scipy.stats.bootstrap`.
+    The rule of :func:`sklearn.metrics.balanced_accuracy_score` (mean recall
+    over the classes a resample holds), vectorised for :func:`scipy.stats.bootstrap`.
     """
     truth, pred = np.moveaxis(np.asarray(truth), axis, -1), np.moveaxis(np.asarray(pred), axis, -1)
     recalls = []
@@ -224,8 +225,24 @@ def resampled_balanced_accuracy(truth, pred, axis: int = -1) -> np.ndarray:
     return np.nanmean(np.stack(recalls), axis=0)
 
 
+def balanced_accuracy(truth, pred) -> float:
+    """int (n,), int (n,) -> mean recall over the classes ``truth`` holds (nan for n = 0).
+
+    balanced_accuracy_score leaves out a unit that is predicted but holds no
+    true image, and warns; it also warns when the images and predictions hold
+    a single unit. Both are fine here (the rule, and a correct score), so
+    those two warnings are silenced.
+    """
+    if len(truth) == 0:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        return float(balanced_accuracy_score(truth, pred))
+
+
 def _balanced_interval(truth_units: np.ndarray, pred: np.ndarray, n_units: int) -> dict:
-    point = balanced_accuracy(confusion(truth_units, pred, n_units, n_units))
+    point = balanced_accuracy(truth_units, pred)
     if len(pred) < 2 or np.all(truth_units == pred):
         return {"mean": point, "low": point, "high": point, "n": int(len(pred))}
     res = bootstrap((truth_units, pred), resampled_balanced_accuracy, paired=True, vectorized=True,
