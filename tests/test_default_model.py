@@ -56,7 +56,7 @@ def test_heatmaps_sit_on_the_head(explainer):
     """Regression guard on the fraction of heatmap mass inside the head.
 
     The issue's target: at least 0.85 on average over the 24 tumour images of
-    the smoke set (this model: 0.87, see the README's model card). A model that
+    the smoke set (this model: 0.87, see models/default/MODEL_CARD.md). A model that
     looks at borders, banners or background fails it.
     """
     from explain.plausibility import energy_inside, head_mask
@@ -66,3 +66,28 @@ def test_heatmaps_sit_on_the_head(explainer):
     results = explainer.explain_batch([folder / p for p in paths])
     energies = [energy_inside(r.heatmap, head_mask(r.image)) for r in results]
     assert np.mean(energies) >= 0.85, energies
+
+
+def test_heatmaps_land_on_the_annotated_lesions(explainer):
+    """Regression guard on lesion localisation: per tumour class, the Grad-CAM peak within 8 px
+    of the annotated box on at least 0.65 of the images and 5x more map mass in the box than a
+    uniform map puts there. Measured (MODEL_CARD.md): 0.71 / 0.91 / 0.95 and 19x / 36x / 53x for
+    glioma / meningioma / pituitary; the model before lesion-guided fine-tuning fails it
+    (0.29 glioma, 0.27 pituitary). The boxes are committed numbers
+    (annotations/lesions_test.json), the images come from the data folder."""
+    from explain.lesions import read_lesions
+    from explain.localisation import lesion_scores
+
+    folder = _data_dir()
+    lesions = {k: v for k, v in read_lesions(Path(__file__).parents[1] / "annotations/lesions_test.json").items()
+               if v.box is not None}
+    keys = sorted(lesions)
+    results = explainer.explain_batch([folder / k for k in keys], [Path(k).parent.name for k in keys])
+    per_class: dict[str, list[dict]] = {}
+    for key, r in zip(keys, results):
+        scores = lesion_scores(r.heatmap, lesions[key].mask_array(r.image.shape[:2]))
+        per_class.setdefault(Path(key).parent.name, []).append(scores)
+    for label, scores in per_class.items():
+        pointing = np.mean([s["pointing_8px"] for s in scores])
+        energy = np.mean([s["box_energy_ratio"] for s in scores])
+        assert pointing >= 0.65 and energy >= 5.0, (label, pointing, energy)
