@@ -34,7 +34,7 @@ from PIL import Image
 import app as app_module
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
-from synthetic import LABELS, stop_process, write_png, write_tiny_bundle
+from synthetic import LABELS, free_port, stop_process, write_png, write_tiny_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -58,12 +58,6 @@ from explain.bundle import load_bundle
 demo = app.build_demo(load_bundle(sys.argv[1]), examples=[])
 demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:

@@ -17,7 +17,6 @@ import base64
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -31,19 +30,13 @@ import pytest
 import app as app_module
 from ui.texts import DISCLAIMER
 from explain.bundle import load_bundle
-from synthetic import write_png, write_tiny_bundle
+from synthetic import free_port, write_png, write_tiny_bundle
 
 USER, PASSWORD = "u", "p"
 ROOT = Path(__file__).resolve().parents[1]
 # delete_cache=(frequency, age): every second, delete what is older than a second.
 DELETE_CACHE = (1, 1)
 DELETE_WAIT_S = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(bundle, delete_cache):
