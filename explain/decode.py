@@ -25,8 +25,6 @@ from .dicom import read_dicom
 from .errors import ImageDecodeError
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, check_bytes, check_pixels
 from .sniff import ACCEPTED_ALL, PIL_FORMATS, has_dicom_suffix, is_dicom
-# Re-exported for the callers that have always imported them from here (CLI, UI).
-from .sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET  # noqa: F401
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 

@@ -26,8 +26,7 @@ from .errors import LayerError
 from .graph import capture_output, run_intercepted
 from .layers import LayerPath, output_layer
 from .methods import CamMethod, GradCAM
-# EMPTY_EPS and normalize_maps live with the methods; re-exported for existing callers.
-from .methods.base import EMPTY_EPS, normalize_maps  # noqa: F401
+from .methods.base import normalize_maps
 from .preprocess import as_model_batch
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from .. import sanity
-from ..engine import EMPTY_EPS, CamEngine, normalize_maps
+from ..engine import CamEngine
 from ..graph import capture_output, run_intercepted
 from ..methods import GradCAM
+from ..methods.base import EMPTY_EPS, normalize_maps
 from .findings import OK, WARNING, Finding
 from .settings import SATURATION
 
