@@ -1,6 +1,5 @@
 """The shipped default model: loads, validates, and is right on the clean smoke images."""
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -18,7 +18,6 @@ from pydicom.encaps import encapsulate  # noqa: E402
 from pydicom.uid import (  # noqa: E402
     JPEG2000,
     ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
     MRImageStorage,
     generate_uid,
 )

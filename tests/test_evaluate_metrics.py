@@ -1,4 +1,4 @@
-"""Metric functions of training.metrics on small hand-computed and synthetic cases (no data, no model)."""
+"""Metric functions of explain.classification and training.metrics on small hand-computed and synthetic cases (no data, no model)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from scipy.optimize import brentq
 from sklearn.metrics import balanced_accuracy_score
 
+from explain import classification as C
 from training import metrics as M
 
 LABELS = ["a", "b", "c"]
@@ -25,8 +26,17 @@ def probs_with_confidence(conf: np.ndarray, pred: np.ndarray, k: int) -> np.ndar
 
 
 # -- counts ---------------------------------------------------------------------
+def test_rectangular_confusion_matrix_counts_classes_against_units():
+    # 2 folder classes against a model with 3 output units (the doctor's case)
+    cm = C.confusion_matrix([0, 0, 1, 1, 1], [2, 0, 1, 1, 2], 2, 3)
+    assert cm.tolist() == [[1, 0, 1], [0, 2, 1]]
+    with pytest.raises(ValueError, match="out of range"):
+        C.confusion_matrix([2], [0], 2, 3)  # a true index must be a class
+    assert C.confusion_matrix([], [], 2, 3).shape == (2, 3)
+
+
 def test_confusion_matrix_rows_are_true_classes():
-    cm = M.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    cm = C.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
     assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
     assert cm.dtype == np.int64
 
@@ -34,17 +44,17 @@ def test_confusion_matrix_rows_are_true_classes():
 def test_confusion_matrix_rejects_out_of_range():
     # scikit-learn with labels= would drop the pair silently.
     with pytest.raises(ValueError):
-        M.confusion_matrix([0, 3], [0, 1], 3)
+        C.confusion_matrix([0, 3], [0, 1], 3)
     with pytest.raises(ValueError):
-        M.confusion_matrix([0, 1], [0, -1], 3)
+        C.confusion_matrix([0, 1], [0, -1], 3)
 
 
 def test_confusion_matrix_keeps_every_class_when_some_are_missing():
     # A resample holding only class 0: still K x K, in class order (scikit-learn's
     # default would return the 1 x 1 matrix of the classes present).
-    assert M.confusion_matrix([0, 0], [0, 0], 3).tolist() == [[2, 0, 0], [0, 0, 0], [0, 0, 0]]
-    assert M.confusion_matrix([2], [1], 3).tolist() == [[0, 0, 0], [0, 0, 0], [0, 1, 0]]
-    assert M.confusion_matrix([], [], 2).tolist() == [[0, 0], [0, 0]]
+    assert C.confusion_matrix([0, 0], [0, 0], 3).tolist() == [[2, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert C.confusion_matrix([2], [1], 3).tolist() == [[0, 0, 0], [0, 0, 0], [0, 1, 0]]
+    assert C.confusion_matrix([], [], 2).tolist() == [[0, 0], [0, 0]]
 
 
 def test_per_class_and_balanced_accuracy_by_hand():
@@ -52,7 +62,7 @@ def test_per_class_and_balanced_accuracy_by_hand():
     cm = np.array([[8, 2, 0],
                    [1, 1, 0],
                    [0, 1, 3]])
-    pc = M.per_class(cm)
+    pc = C.per_class(cm)
     np.testing.assert_allclose(pc["recall"], [0.8, 0.5, 0.75])
     np.testing.assert_allclose(pc["precision"], [8 / 9, 1 / 4, 3 / 3])
     f1_a = 2 * (8 / 9) * 0.8 / (8 / 9 + 0.8)
@@ -60,24 +70,24 @@ def test_per_class_and_balanced_accuracy_by_hand():
     f1_c = 2 * 1.0 * 0.75 / 1.75
     np.testing.assert_allclose(pc["f1"], [f1_a, f1_b, f1_c])
     assert pc["support"].tolist() == [10, 2, 4]
-    assert M.balanced_accuracy(cm) == pytest.approx((0.8 + 0.5 + 0.75) / 3)
-    assert M.macro_f1(cm) == pytest.approx((f1_a + f1_b + f1_c) / 3)
+    assert C.balanced_accuracy(cm) == pytest.approx((0.8 + 0.5 + 0.75) / 3)
+    assert C.macro_f1(cm) == pytest.approx((f1_a + f1_b + f1_c) / 3)
     # Plain accuracy differs from balanced: the big class dominates.
-    assert 12 / 16 != pytest.approx(M.balanced_accuracy(cm))
+    assert 12 / 16 != pytest.approx(C.balanced_accuracy(cm))
 
 
 def test_absent_class_is_left_out_not_counted_as_zero():
     cm = np.array([[3, 1, 0],
                    [0, 0, 0],
                    [0, 0, 2]])
-    pc = M.per_class(cm)
+    pc = C.per_class(cm)
     assert math.isnan(pc["recall"][1]) and math.isnan(pc["f1"][1])
     assert pc["precision"][1] == 0.0  # predicted once, wrongly
-    assert M.balanced_accuracy(cm) == pytest.approx((0.75 + 1.0) / 2)
+    assert C.balanced_accuracy(cm) == pytest.approx((0.75 + 1.0) / 2)
 
 
 def test_never_predicted_class_has_zero_precision_and_f1():
-    pc = M.per_class(np.array([[2, 0], [3, 0]]))
+    pc = C.per_class(np.array([[2, 0], [3, 0]]))
     assert pc["precision"][1] == 0.0 and pc["recall"][1] == 0.0 and pc["f1"][1] == 0.0
 
 
@@ -86,18 +96,18 @@ def test_class_neither_true_nor_predicted_is_nan_and_left_out():
     cm = np.array([[3, 1, 0],
                    [1, 2, 0],
                    [0, 0, 0]])
-    pc = M.per_class(cm)
+    pc = C.per_class(cm)
     assert math.isnan(pc["recall"][2]) and math.isnan(pc["f1"][2]) and pc["precision"][2] == 0.0
     assert pc["support"].tolist() == [4, 3, 0] and pc["support"].dtype == np.int64
     f1_a, f1_b = 2 * 0.75 * 0.75 / 1.5, 2 * (2 / 3) * (2 / 3) / (4 / 3)
-    assert M.macro_f1(cm) == pytest.approx((f1_a + f1_b) / 2)
-    assert M.balanced_accuracy(cm) == pytest.approx((0.75 + 2 / 3) / 2)
+    assert C.macro_f1(cm) == pytest.approx((f1_a + f1_b) / 2)
+    assert C.balanced_accuracy(cm) == pytest.approx((0.75 + 2 / 3) / 2)
 
 
 def test_no_images_gives_nan_not_an_error():
-    pc = M.per_class(np.zeros((3, 3), np.int64))
+    pc = C.per_class(np.zeros((3, 3), np.int64))
     assert np.all(np.isnan(pc["recall"])) and np.all(np.isnan(pc["f1"])) and np.all(pc["precision"] == 0)
-    assert math.isnan(M.balanced_accuracy(np.zeros((3, 3)))) and math.isnan(M.macro_f1(np.zeros((3, 3))))
+    assert math.isnan(C.balanced_accuracy(np.zeros((3, 3)))) and math.isnan(C.macro_f1(np.zeros((3, 3))))
 
 
 def test_balanced_accuracy_is_scikit_learns_with_absent_classes_left_out():
@@ -108,11 +118,11 @@ def test_balanced_accuracy_is_scikit_learns_with_absent_classes_left_out():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "y_pred contains classes not in y_true"
             expected = balanced_accuracy_score(y, pred)
-        assert M.balanced_accuracy(M.confusion_matrix(y, pred, 4)) == pytest.approx(expected, abs=1e-12)
+        assert C.balanced_accuracy(C.confusion_matrix(y, pred, 4)) == pytest.approx(expected, abs=1e-12)
 
 
 def test_accuracy():
-    assert M.accuracy([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
+    assert C.accuracy([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
 
 
 # -- probabilities ----------------------------------------------------------------
@@ -280,7 +290,7 @@ def test_evaluate_is_json_ready_and_consistent():
     assert json.loads(text) == out
     assert out["n_images"] == 120
     assert np.array(out["confusion_matrix"]).sum() == 120
-    assert out["metrics"]["accuracy"]["value"] == pytest.approx(M.accuracy(y, p.argmax(1)))
+    assert out["metrics"]["accuracy"]["value"] == pytest.approx(C.accuracy(y, p.argmax(1)))
     assert sum(out["reliability"]["count"]) == 120
     assert out["per_class"]["b"]["support"] == int((y == 1).sum())
     assert M.evaluate(y, p, LABELS, n_boot=0)["metrics"]["accuracy"]["ci95"] is None

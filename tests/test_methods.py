@@ -116,6 +116,14 @@ def test_batch_of_three_equals_three_singles(engines, images, name):
         np.testing.assert_allclose(_maps(engines, name, images, default)[0], expected, atol=1e-6)
 
 
+def test_batch_probabilities_equal_single_calls(engines, images):
+    together = engines["gradcam"].explain(images, [2, 0, 1]).probs
+    for i in range(3):
+        single = engines["gradcam"].explain(images[i:i + 1], [[2, 0, 1][i]]).probs
+        np.testing.assert_allclose(single[0], together[i], atol=1e-6)
+    assert np.abs(together[0] - together[1]).max() > 1e-4  # the samples differ
+
+
 @pytest.mark.parametrize("name", list(METHODS))
 def test_all_zero_input_gives_empty_map_not_nan(engines, name):
     maps, empty = _maps(engines, name, np.zeros((2, SIZE, SIZE, 3), np.float32))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explain import classification as C
 from explain.bundle import BUNDLE_JSON, Bundle, load_bundle
 from explain.engine import CamEngine
 from explain.layers import find_target_layer
@@ -315,12 +316,12 @@ def main(argv=None) -> int:
         pub_items = D.published_testing(folder)
         pub_pixels, pub_y = load_split(folder, pub_items, bundle, cache)
         pub_pred = predictor.logits(pub_pixels).argmax(axis=1)
-        cm = M.confusion_matrix(pub_y, pub_pred, len(labels))
+        cm = C.confusion_matrix(pub_y, pub_pred, len(labels))
         published = {
             "note": LEAK_NOTE,
             "n_images": int(len(pub_y)),
-            "accuracy": M.accuracy(pub_y, pub_pred),
-            "balanced_accuracy": M.balanced_accuracy(cm),
+            "accuracy": C.accuracy(pub_y, pub_pred),
+            "balanced_accuracy": C.balanced_accuracy(cm),
             "confusion_matrix": cm.tolist(),
         }
         result["published_testing_leaky"] = published

@@ -1,9 +1,9 @@
-"""Classification metrics, calibration and bootstrap intervals.
+"""Evaluation summaries, calibration and bootstrap intervals.
 
-The counting is scikit-learn's (:mod:`sklearn.metrics`,
-:func:`sklearn.calibration.calibration_curve`) and the temperature search
-scipy's (:func:`scipy.optimize.minimize_scalar`); this module fixes the
-conventions around them, which differ from scikit-learn's defaults.
+Confusion counts and the scores read off them are :mod:`explain.classification`
+(shared with the doctor); calibration bins are scikit-learn's
+(:func:`sklearn.calibration.calibration_curve`) and the temperature search
+scipy's (:func:`scipy.optimize.minimize_scalar`).
 
 Conventions used throughout:
 
@@ -13,13 +13,8 @@ Conventions used throughout:
 * ``logits``: float (N, K) pre-softmax scores.
 * ``cm``: int64 (K, K) confusion matrix, rows = true class, columns = predicted.
 
-Undefined values follow one rule: a class with no true images has recall
-``nan`` (there is nothing to recall) and is left out of the macro averages,
-so a bootstrap resample that happens to miss a small class does not count it
-as a zero. A class that is never predicted has precision 0. (scikit-learn
-replaces every 0/0 by one ``zero_division`` value and averages over all the
-``labels`` it is given; :func:`per_class` and :func:`macro_f1` apply the rule
-above on top of it.)
+Undefined values follow the rule of :mod:`explain.classification` (recall nan
+for a class with no true images, left out of the macro averages).
 """
 
 from __future__ import annotations
@@ -29,9 +24,8 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import precision_recall_fscore_support
-from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 
+from explain.classification import accuracy, class_mean, confusion_matrix, per_class
 from explain.stats import percentile_interval, resamples
 
 #: Bins of the expected calibration error (Guo et al., 2017 use 15).
@@ -40,92 +34,6 @@ ECE_BINS = 15
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 #: Final tolerance of the temperature search in log T (1e-8: T to 1e-6 %).
 TEMPERATURE_TOL = 1e-8
-
-
-# -- counts -------------------------------------------------------------------
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """int (N,), int (N,) -> int64 (K, K); entry [i, j] counts true class i predicted as j."""
-    y_true = np.asarray(y_true, np.int64).reshape(-1)
-    y_pred = np.asarray(y_pred, np.int64).reshape(-1)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"{y_true.size} labels but {y_pred.size} predictions")
-    if y_true.size and (min(y_true.min(), y_pred.min()) < 0
-                        or max(y_true.max(), y_pred.max()) >= num_classes):
-        raise ValueError(f"class index out of range 0..{num_classes - 1}")
-    if not y_true.size:  # scikit-learn refuses empty input
-        return np.zeros((num_classes, num_classes), np.int64)
-    # labels= fixes the size and order to 0..K-1 (by default scikit-learn uses the
-    # classes present, so a resample missing a class would shrink the matrix). It
-    # also drops out-of-range indices silently, hence the check above.
-    return _sk_confusion_matrix(y_true, y_pred, labels=np.arange(num_classes)).astype(np.int64)
-
-
-def _cells(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """int (K, K) -> the matrix as weighted samples: true int (K*K,), predicted int (K*K,), count float64 (K*K,).
-
-    One (true, predicted) pair per cell, weighted by its count: scikit-learn's
-    metrics of these pairs with ``sample_weight`` are exactly those of the
-    images the matrix counts, without expanding them back into N labels.
-    """
-    cm = np.asarray(cm)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"need a square confusion matrix, got shape {cm.shape}")
-    k = cm.shape[0]
-    return np.repeat(np.arange(k), k), np.tile(np.arange(k), k), cm.reshape(-1).astype(np.float64)
-
-
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """int (N,), int (N,) -> fraction of exact matches (nan for N = 0)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return float(np.mean(y_true == y_pred)) if y_true.size else math.nan
-
-
-def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """int (K, K) confusion matrix -> float64 (K,) ``precision``, ``recall``, ``f1``, int64 ``support``.
-
-    Recall (and so F1) is nan for a class with no true images; precision is 0
-    for a class that is never predicted.
-    """
-    true, pred, weight = _cells(cm)
-    k = len(cm)
-    if not weight.any():  # scikit-learn refuses all-zero weights: nothing to score
-        nan = np.full(k, np.nan)
-        return {"precision": np.zeros(k), "recall": nan, "f1": nan.copy(), "support": np.zeros(k, np.int64)}
-    # zero_division=0 gives the precision of a never-predicted class; it would
-    # also make recall and F1 of a class with no true images 0 (F1 even when the
-    # class was predicted: scikit-learn computes 2 tp / (2 tp + fp + fn)), so
-    # those are set to nan below.
-    precision, recall, f1, support = precision_recall_fscore_support(
-        true, pred, labels=np.arange(k), sample_weight=weight, average=None, zero_division=0.0)
-    absent = support == 0
-    recall = np.where(absent, np.nan, recall).astype(np.float64)
-    f1 = np.where(absent, np.nan, f1).astype(np.float64)
-    return {"precision": np.asarray(precision, np.float64), "recall": recall, "f1": f1,
-            "support": np.rint(support).astype(np.int64)}
-
-
-def _class_mean(values: np.ndarray) -> float:
-    """float (K,) per-class values, nan for classes with no true images -> their mean over the others."""
-    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
-
-
-def balanced_accuracy(cm: np.ndarray) -> float:
-    """int (K, K) -> mean recall over the classes that have true images.
-
-    The same rule and value as :func:`sklearn.metrics.balanced_accuracy_score`
-    (which also leaves such classes out, with a warning); taken from
-    :func:`per_class` so that a bootstrap resample runs scikit-learn once.
-    """
-    return _class_mean(per_class(cm)["recall"])
-
-
-def macro_f1(cm: np.ndarray) -> float:
-    """int (K, K) -> mean F1 over the classes that have true images.
-
-    Not ``f1_score(average="macro")``: with ``labels`` that averages over all K
-    classes, counting an absent class as ``zero_division``.
-    """
-    return _class_mean(per_class(cm)["f1"])
 
 
 # -- probabilities ------------------------------------------------------------
@@ -253,8 +161,8 @@ def scalar_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str],
     recall = classes["recall"]
     out = {
         "accuracy": accuracy(y_true, y_pred),
-        "balanced_accuracy": _class_mean(recall),
-        "macro_f1": _class_mean(classes["f1"]),
+        "balanced_accuracy": class_mean(recall),
+        "macro_f1": class_mean(classes["f1"]),
         "ece": expected_calibration_error(probs, y_true, n_bins),
         "nll": negative_log_likelihood(probs, y_true),
     }

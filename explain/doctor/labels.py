@@ -12,22 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import confusion_matrix
 
+from ..classification import confusion_matrix
 from .findings import OK, WARNING, Finding, fmt_interval, interval, paired_gain, severity_of_gain
 from .sample import Sample
-
-
-def confusion(truth, pred, n_classes: int, n_units: int) -> np.ndarray:
-    """int64 (n_classes, n_units): row = folder class, column = predicted output unit.
-
-    ``truth`` in 0..n_classes-1 and ``pred`` in 0..n_units-1; ``labels`` fixes the
-    square matrix to every index (scikit-learn would otherwise use only those present).
-    """
-    square = max(n_classes, n_units)
-    if len(truth) == 0:  # scikit-learn refuses empty input
-        return np.zeros((n_classes, n_units), np.int64)
-    return confusion_matrix(truth, pred, labels=np.arange(square))[:n_classes, :n_units].astype(np.int64)
 
 
 def best_units(truth, pred, n_classes: int, n_units: int) -> np.ndarray:
@@ -35,7 +23,7 @@ def best_units(truth, pred, n_classes: int, n_units: int) -> np.ndarray:
 
     With fewer units than classes, unassigned classes get -1 (never correct).
     """
-    cm = confusion(truth, pred, n_classes, n_units)
+    cm = confusion_matrix(truth, pred, n_classes, n_units)
     rows, cols = linear_sum_assignment(-cm)
     units = np.full(n_classes, -1, np.int64)
     units[rows] = cols
@@ -93,7 +81,7 @@ def check_labels(probs: np.ndarray, sample: Sample, given: list[str] | None, n_u
                                     f"(given order: {', '.join(given)}).")
     pred = probs.argmax(axis=1)
     truth, classes = sample.truth, sample.classes
-    cm = confusion(truth, pred, len(classes), n_units)
+    cm = confusion_matrix(truth, pred, len(classes), n_units)
     best = best_units(truth, pred, len(classes), n_units)
     best_hits = hits(truth, pred, best)
     ref = reference_units(classes, given, n_units)

@@ -25,16 +25,14 @@ base's pre-training, not the user's training.
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 from scipy.stats import bootstrap
-from sklearn.metrics import balanced_accuracy_score
 
+from ..classification import balanced_accuracy, confusion_matrix
 from ..graph import run_intercepted
 from ..layers import walk
 from ..preprocess import COLOR_MODES, NORMALIZATIONS, InputSpec, finish, prepare_pixels
@@ -225,24 +223,8 @@ def resampled_balanced_accuracy(truth, pred, axis: int = -1) -> np.ndarray:
     return np.nanmean(np.stack(recalls), axis=0)
 
 
-def balanced_accuracy(truth, pred) -> float:
-    """int (n,), int (n,) -> mean recall over the classes ``truth`` holds (nan for n = 0).
-
-    balanced_accuracy_score leaves out a unit that is predicted but holds no
-    true image, and warns; it also warns when the images and predictions hold
-    a single unit. Both are fine here (the rule, and a correct score), so
-    those two warnings are silenced.
-    """
-    if len(truth) == 0:
-        return math.nan
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
-        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
-        return float(balanced_accuracy_score(truth, pred))
-
-
 def _balanced_interval(truth_units: np.ndarray, pred: np.ndarray, n_units: int) -> dict:
-    point = balanced_accuracy(truth_units, pred)
+    point = balanced_accuracy(confusion_matrix(truth_units, pred, n_units))
     if len(pred) < 2 or np.all(truth_units == pred):
         return {"mean": point, "low": point, "high": point, "n": int(len(pred))}
     res = bootstrap((truth_units, pred), resampled_balanced_accuracy, paired=True, vectorized=True,
