@@ -24,9 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import AppServer, call_predict, make_client, request_images, test_image  # noqa: E402
+from benchmarks.app_bench import call_predict, make_client, request_images  # noqa: E402
+from benchmarks.app_process import AppServer  # noqa: E402
+from benchmarks.engine_bench import test_image  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -13,7 +13,7 @@ benchmark compares against what most projects copy:
   is not done here, which is what most copies end up doing).
 
 It handles only top-level layers (``model.get_layer`` does not look inside
-nested models). Used by ``benchmarks/bench.py`` for timing only; the project's
+nested models). Used by ``benchmarks/engine_bench.py`` for timing only; the project's
 implementation is :class:`explain.engine.CamEngine`.
 """
 

@@ -109,24 +109,3 @@ def assert_decodes_or_fails_cleanly(variants) -> None:
             assert_clean_message(str(exc))
         else:
             assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc, timeout: float = 20) -> None:
-    """Terminate a child process, killing it if it does not exit within ``timeout`` seconds."""
-    import subprocess
-
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

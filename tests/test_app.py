@@ -6,7 +6,8 @@ import pytest
 
 import app as app_module
 from explain.bundle import load_bundle
-from synthetic import LABELS, free_port, write_png, write_tiny_bundle
+from benchmarks.app_process import free_port
+from synthetic import LABELS, write_png, write_tiny_bundle
 
 
 @pytest.fixture(scope="module")

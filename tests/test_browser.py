@@ -20,7 +20,8 @@ import app as app_module
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
 from explain.tta import TTA_COPIES
-from synthetic import LABELS, free_port, write_png, write_tiny_bundle
+from benchmarks.app_process import free_port
+from synthetic import LABELS, write_png, write_tiny_bundle
 from test_dicom import make_dicom
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -18,7 +18,8 @@ import pytest
 import app as app_module
 from explain.bundle import from_model
 from explain.pipeline import Explainer
-from synthetic import free_port, gap_dense_cnn, write_png
+from benchmarks.app_process import free_port
+from synthetic import gap_dense_cnn, write_png
 from test_dicom import make_dicom
 
 SIZE = 32

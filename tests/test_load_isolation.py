@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -27,14 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 from PIL import Image
 
 import app as app_module
+from benchmarks.app_process import AppProcess, RssSampler, child_env, free_port
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
-from synthetic import LABELS, free_port, stop_process, write_png, write_tiny_bundle
+from synthetic import LABELS, write_png, write_tiny_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -49,6 +47,7 @@ CLASS_CHOICES = [app_module.PREDICTED] + LABELS
 # overlay per request (about 1 MB each, WORKERS * REQUESTS requests) exceeds it.
 MAX_RSS_GROWTH_MB = 30
 READY_TIMEOUT_S = 120
+MIB = 2**20
 
 SERVER = """
 import sys
@@ -58,18 +57,6 @@ from explain.bundle import load_bundle
 demo = app.build_demo(load_bundle(sys.argv[1]), examples=[])
 demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True)
 """
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"server not listening after {READY_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")
 
 
 def make_images(folder: Path) -> list[Path]:
@@ -89,40 +76,14 @@ def make_images(folder: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The app in a child process; yields (url, psutil.Process, folder, bundle path)."""
+    """The app in a child process, answering HTTP; yields (AppProcess, folder, bundle path)."""
     folder = tmp_path_factory.mktemp("load")
     bundle_dir = write_tiny_bundle(folder / "bundle")
     port = free_port()
-    log = folder / "server.log"
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", TF_CPP_MIN_LOG_LEVEL="3")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SERVER, str(bundle_dir), str(port), str(ROOT)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder)
-    try:
-        wait_for_port(port, proc, log)
-        yield f"http://127.0.0.1:{port}/", psutil.Process(proc.pid), folder, bundle_dir
-    finally:
-        stop_process(proc)
-
-
-class RssSampler(threading.Thread):
-    """Samples a process's RSS (MB) every ``interval`` seconds until stopped."""
-
-    def __init__(self, process: psutil.Process, interval: float = 0.25):
-        super().__init__(daemon=True)
-        self.process, self.interval = process, interval
-        self.samples: list[float] = []
-        self._halt = threading.Event()
-
-    def run(self):
-        while not self._halt.is_set():
-            self.samples.append(self.process.memory_info().rss / 2**20)
-            self._halt.wait(self.interval)
-
-    def stop(self) -> list[float]:
-        self._halt.set()
-        self.join()
-        return self.samples
+    command = [sys.executable, "-c", SERVER, str(bundle_dir), str(port), str(ROOT)]
+    with AppProcess(command, port, folder / "server.log", child_env(), cwd=folder) as app:
+        app.wait_http(READY_TIMEOUT_S)
+        yield app, folder, bundle_dir
 
 
 def confidences(label: dict) -> dict[str, float]:
@@ -150,7 +111,8 @@ def check_answer(answer, expected: dict, image: Path) -> list[str]:
 def test_concurrent_clients_get_their_own_answers(server):
     from gradio_client import Client, handle_file
 
-    url, process, folder, bundle_dir = server
+    app, folder, bundle_dir = server
+    url = app.url
     images = make_images(folder)
     explainer = Explainer(load_bundle(bundle_dir))
     expected = {}
@@ -173,7 +135,7 @@ def test_concurrent_clients_get_their_own_answers(server):
     warm = Client(url, verbose=False)
     for path in images[:3]:
         warm.predict(handle_file(str(path)), app_module.PREDICTED, 0.4, api_name="/predict")
-    rss_start = process.memory_info().rss / 2**20
+    rss_start = app.rss() / MIB
 
     start = threading.Barrier(WORKERS)
     bad_upload_result: list[str] = []
@@ -209,14 +171,14 @@ def test_concurrent_clients_get_their_own_answers(server):
             return list(pool.map(worker, range(WORKERS)))
 
     first = load_round()
-    rss_first = process.memory_info().rss / 2**20
-    sampler = RssSampler(process)
+    rss_first = app.rss() / MIB
+    sampler = RssSampler(app.proc.pid)
     sampler.start()
     t0 = time.monotonic()
     results = load_round()
     elapsed = time.monotonic() - t0
-    samples = sampler.stop()
-    rss_end = process.memory_info().rss / 2**20
+    samples = [rss / MIB for rss in sampler.stop()]
+    rss_end = app.rss() / MIB
 
     problems = [p for _, ps in first + results for p in ps]
     done = sum(d for d, _ in results)

@@ -11,7 +11,8 @@ import pytest
 import app as app_module
 from explain.bundle import load_bundle
 from explain.pipeline import Explainer
-from synthetic import LABELS, free_port, write_png, write_tiny_bundle
+from benchmarks.app_process import free_port
+from synthetic import LABELS, write_png, write_tiny_bundle
 
 mcp = pytest.importorskip("mcp", reason="the mcp package is missing (pip install -r requirements.txt)")
 from mcp.client.session import ClientSession  # noqa: E402

@@ -30,7 +30,8 @@ import pytest
 import app as app_module
 from ui.texts import DISCLAIMER
 from explain.bundle import load_bundle
-from synthetic import free_port, write_png, write_tiny_bundle
+from benchmarks.app_process import free_port
+from synthetic import write_png, write_tiny_bundle
 
 USER, PASSWORD = "u", "p"
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from synthetic import free_port, stop_process
+from benchmarks.app_process import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 180
