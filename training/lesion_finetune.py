@@ -16,6 +16,16 @@ class's signed map and CAM = relu(S):
   the class was still predicted right, from evidence against the other classes,
   but Grad-CAM, which shows positive evidence only, came out empty on 31 of 40
   annotated pituitary test slices.
+* ``--removal-weight`` x -log(1 - p_y) on a copy of each boxed image with the
+  box inpainted away (OpenCV's Telea inpainting, not the blur the deletion
+  metric uses): with the lesion gone, the tumour class must lose its
+  confidence. The map terms alone let the model keep its decision on evidence
+  against the other classes spread over the slice, which Grad-CAM does not
+  show: blurring the mapped pixels then barely moved the score (deletion AUC
+  0.34 -> 0.50 after the first fine-tune).
+
+``--balance-classes`` draws the boxed images of a batch class by class (each
+tumour class equally often) rather than in proportion to the boxes each class has.
 
 For the bundle's head
 (GlobalAveragePooling -> Dense) Grad-CAM on the class logit equals CAM,
@@ -68,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--weight", type=float, default=1.0, help="weight of the box-mass loss")
     p.add_argument("--point-weight", type=float, default=0.5, help="weight of the box-peak loss")
     p.add_argument("--evidence-weight", type=float, default=1.0, help="weight of the positive-evidence loss")
+    p.add_argument("--removal-weight", type=float, default=0.0,
+                   help="weight of the lesion-removed copy's loss (0 = no copies)")
+    p.add_argument("--balance-classes", action="store_true", help="draw boxed images evenly per class")
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--holdout", type=int, default=6, help="every N-th box is held out (0 = none)")
     p.add_argument("--steps", type=int, help="steps per epoch (default: one pass over the unboxed images)")
@@ -96,6 +109,25 @@ def box_coverage(box, image_size: tuple[int, int], input_size: tuple[int, int]) 
 def to_map(coverage: np.ndarray, map_size: tuple[int, int]) -> np.ndarray:
     """(h, w) coverage -> (mh, mw) share of each map cell inside the lesion (area average)."""
     return cv2.resize(coverage, (map_size[1], map_size[0]), interpolation=cv2.INTER_AREA)
+
+
+def remove_lesion(image: np.ndarray, mask: np.ndarray, grow: int = 2) -> np.ndarray:
+    """(h, w, c) float32 in [0, 255], (h, w) float32 lesion coverage -> the image with
+    the lesion (grown by ``grow`` px) inpainted from its surroundings, same shape and dtype."""
+    region = cv2.dilate((mask > 0.05).astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8))
+    grey = np.clip(image[..., 0], 0, 255).astype(np.uint8)
+    filled = cv2.inpaint(grey, region, 3, cv2.INPAINT_TELEA).astype(np.float32)
+    return np.repeat(filled[..., None], image.shape[-1], axis=-1)
+
+
+def pick_boxed(rng: np.random.Generator, box_labels: np.ndarray, n: int, balance: bool) -> np.ndarray:
+    """int (n,) indices into the boxed images: uniform over images, or with ``balance``
+    a uniform class first, then a uniform image of that class."""
+    if not balance:
+        return rng.choice(len(box_labels), size=n)
+    classes = np.unique(box_labels)
+    members = {c: np.flatnonzero(box_labels == c) for c in classes}
+    return np.array([rng.choice(members[c]) for c in rng.choice(classes, size=n)])
 
 
 def class_map(acts, kernel, labels):
@@ -140,27 +172,35 @@ def load_boxes(paths, folder: Path, train_paths: set[str]) -> dict[str, tuple]:
 class Trainer:
     """The combined loss and one optimisation step, compiled with tf.function."""
 
-    def __init__(self, model: keras.Model, target_layer: str, weights: tuple[float, float, float],
+    def __init__(self, model: keras.Model, target_layer: str, weights: tuple[float, float, float, float],
                  smoothing: float):
         head = model.layers[-1]
         if not isinstance(head, keras.layers.Dense):
             raise SystemExit(f"error: the last layer is {type(head).__name__}; CAM training needs a Dense head")
         self.model, self.kernel, self.weights = model, head.kernel, weights
         self.features = keras.Model(model.input, [model.get_layer(target_layer).output, model.output])
-        self.ce = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        self.smoothing = smoothing
         self.step = tf.function(self._step)
         self.cams = tf.function(
             lambda x, y: tf.nn.relu(class_map(self.features(x, training=False)[0], self.kernel, y)))
 
-    def _step(self, x, y_onehot, masks, boxed):
+    def _step(self, x, y_onehot, masks, boxed, removed):
+        """x float32 (B, h, w, C); y_onehot (B, K); masks (B, mh, mw) box coverage per map
+        cell; boxed, removed float32 (B,) 0/1: the sample carries a box / is a
+        lesion-removed copy (no cross-entropy, only the removal term)."""
         with tf.GradientTape() as tape:
             acts, probs = self.features(x, training=True)
-            ce = self.ce(y_onehot, probs)
+            kept = 1.0 - removed
+            per_ce = keras.losses.categorical_crossentropy(y_onehot, probs, label_smoothing=self.smoothing)
+            ce = tf.reduce_sum(per_ce * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
             signed = class_map(acts, self.kernel, tf.argmax(y_onehot, axis=-1))
             count = tf.maximum(tf.reduce_sum(boxed), 1.0)
             terms = [1.0 - share_inside(tf.nn.relu(signed), masks), point_loss(signed, masks),
                      evidence_loss(signed, masks)]
             terms = [tf.reduce_sum(t * boxed) / count for t in terms]
+            p_true = tf.reduce_sum(probs * y_onehot, axis=-1)
+            gone = -tf.math.log(1.0 - p_true + EPS)
+            terms.append(tf.reduce_sum(gone * removed) / tf.maximum(tf.reduce_sum(removed), 1.0))
             loss = ce + sum(w * t for w, t in zip(self.weights, terms))
         variables = self.model.trainable_variables
         self.model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
@@ -220,20 +260,28 @@ def main(argv=None) -> int:
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    trainer = Trainer(model, source.target_layer, (args.weight, args.point_weight, args.evidence_weight),
+    trainer = Trainer(model, source.target_layer,
+                      (args.weight, args.point_weight, args.evidence_weight, args.removal_weight),
                       args.label_smoothing)
     map_size = tuple(trainer.features.outputs[0].shape[1:3])
     eye = np.eye(len(labels), dtype=np.float32)
 
     x_held = finish(pixels[[index[k] for k in held]], spec) if held else None
     y_held = y_train[[index[k] for k in held]]
+    used_labels = y_train[[index[k] for k in used]]
     m_held = np.stack([to_map(coverage[k], map_size) for k in held]) if held else None
+    x_held_removed = finish(np.stack([remove_lesion(pixels[index[k]].astype(np.float32), coverage[k])
+                                      for k in held]), spec) if held else None
 
     def evaluate() -> dict:
         probs = model.predict(finish(val_pixels, spec), batch_size=64, verbose=0)
         out = {"val_accuracy": float((probs.argmax(1) == y_val).mean())}
         if held:
             out.update({f"held_{k}": v for k, v in localisation(trainer, x_held, y_held, m_held).items()})
+            rows = np.arange(len(held))
+            p_kept = model.predict(x_held, batch_size=64, verbose=0)[rows, y_held]
+            p_gone = model.predict(x_held_removed, batch_size=64, verbose=0)[rows, y_held]
+            out.update({"held_p_true": float(p_kept.mean()), "held_p_true_lesion_removed": float(p_gone.mean())})
         return out
 
     if state["epoch"] == 0 and not state["history"]:
@@ -242,22 +290,29 @@ def main(argv=None) -> int:
     for epoch in range(state["epoch"], args.epochs):
         t0 = time.time()
         order = np.random.default_rng(args.seed + epoch).permutation(len(train_items))
-        totals = np.zeros(4)
+        totals = np.zeros(5)
         for s in range(steps):
             idx = order[s * args.batch_size:(s + 1) * args.batch_size]
-            picks = rng.choice(len(used), size=args.boxed_per_batch)
+            picks = pick_boxed(rng, used_labels, args.boxed_per_batch, args.balance_classes)
             images = [D.augment(pixels[i], rng) for i in idx]
             masks = [np.zeros(map_size, np.float32)] * len(idx)
+            copies = []
             for p in picks:
                 image, mask = D.augment(pixels[index[used[p]]], rng, coverage[used[p]])
                 images.append(image)
                 masks.append(to_map(mask, map_size))
-            ys = np.concatenate([y_train[idx], y_train[[index[used[p]] for p in picks]]])
-            boxed = np.r_[np.zeros(len(idx)), np.ones(len(picks))].astype(np.float32)
-            losses = trainer.step(finish(np.stack(images), spec), eye[ys], np.stack(masks), boxed)
+                if args.removal_weight > 0:
+                    copies.append(remove_lesion(image, mask))
+            picked_y = y_train[[index[used[p]] for p in picks]]
+            ys = np.concatenate([y_train[idx], picked_y, picked_y[:len(copies)]])
+            masks += [np.zeros(map_size, np.float32)] * len(copies)
+            boxed = np.r_[np.zeros(len(idx)), np.ones(len(picks)), np.zeros(len(copies))].astype(np.float32)
+            removed = np.r_[np.zeros(len(idx) + len(picks)), np.ones(len(copies))].astype(np.float32)
+            losses = trainer.step(finish(np.stack(images + copies), spec), eye[ys], np.stack(masks), boxed, removed)
             totals += [float(v) for v in losses]
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
-                  **dict(zip(("ce", "mass_loss", "point_loss", "evidence_loss"), (totals / steps).tolist())),
+                  **dict(zip(("ce", "mass_loss", "point_loss", "evidence_loss", "removal_loss"),
+                             (totals / steps).tolist())),
                   **evaluate()}
         state["history"].append(record)
         state["epoch"] = epoch + 1
