@@ -294,10 +294,12 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
     the app shows it. Returns {"n_images", "rows": {row: {"overall"|class:
     {metric: bootstrap_mean}}}}.
     """
-    from .localisation import METRICS, baseline_maps, lesion_scores
+    from .localisation import METRICS, RELIANCE_METRICS, baseline_maps, lesion_reliance, lesion_scores
     from .overlay import upsample
 
     per_row: dict[str, dict[str, list[dict]]] = {}
+    reliance: dict[str, list[dict]] = {}
+    predict_fn = explainer.engine().predict
     used = 0
     for key in sorted(lesions):
         lesion = lesions[key]
@@ -308,6 +310,9 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
         used += 1
         label = Path(key).parent.name
         cls = explainer.class_index(label)
+        scores = lesion_reliance(x, mask, predict_fn, cls)
+        reliance.setdefault("overall", []).append(scores)
+        reliance.setdefault(label, []).append(scores)
         maps = {name: upsample(method_map(explainer, name, rgb, x, cls), rgb.shape[:2]) for name in methods}
         maps.update({f"baseline: {name}": heat for name, heat in baseline_maps(rgb).items()})
         for name, heat in maps.items():
@@ -315,10 +320,13 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
             scores = lesion_scores(heat, mask)
             rows.setdefault("overall", []).append(scores)
             rows.setdefault(label, []).append(scores)
-    return {"n_images": used, "metrics": list(METRICS), "rows": {
-        name: {group: {m: stats.bootstrap_mean([s[m] for s in scores], n_boot) for m in METRICS}
-               for group, scores in groups.items()}
-        for name, groups in per_row.items()}}
+    def summary(groups: dict[str, list[dict]], metrics) -> dict:
+        return {group: {m: stats.bootstrap_mean([s[m] for s in scores], n_boot) for m in metrics}
+                for group, scores in groups.items()}
+
+    return {"n_images": used, "metrics": list(METRICS),
+            "rows": {name: summary(groups, METRICS) for name, groups in per_row.items()},
+            "reliance_metrics": list(RELIANCE_METRICS), "reliance": summary(reliance, RELIANCE_METRICS)}
 
 
 def lesion_markdown(summary: dict) -> str:
@@ -335,6 +343,16 @@ def lesion_markdown(summary: dict) -> str:
                      for m in metrics]
             lines.append(f"| {row_title(name) if not name.startswith('baseline') else name} ({rows[group][metrics[0]]['n']}) | "
                          + " | ".join(cells) + " |")
+        lines.append("")
+    if "reliance" in summary:
+        metrics = summary["reliance_metrics"]
+        lines += ["### Does the score need the lesion? (true class, lesion box blurred as in the deletion metric)", "",
+                  "| images | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+        for group in groups:
+            block = summary["reliance"].get(group)
+            if block:
+                cells = [f"{block[m]['mean']:.2f} [{block[m]['low']:.2f}, {block[m]['high']:.2f}]" for m in metrics]
+                lines.append(f"| {group} ({block[metrics[0]]['n']}) | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
 

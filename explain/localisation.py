@@ -10,12 +10,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .faithfulness import blur_image
 from .plausibility import center_gaussian_map
+from .saliency import PredictFn
 
 TOLERANCES_PX = (0, 8)
 TOP_FRACTIONS = (0.05, 0.10, 0.20)
 #: Blur of the "bright blob" baseline, as a fraction of the image's shorter side.
 BLOB_SIGMA_FRAC = 0.04
+#: Model-level scores of :func:`lesion_reliance`.
+RELIANCE_METRICS = ("p_true", "p_true_lesion_blurred", "lesion_drop", "leaves_class")
 METRICS = ("pointing_0px", "pointing_8px", "box_energy", "box_energy_ratio", "iou_top5", "iou_top10", "iou_top20")
 
 
@@ -94,3 +98,24 @@ def baseline_maps(rgb: np.ndarray) -> dict[str, np.ndarray]:
     """The three baselines for one image, at its resolution."""
     shape = rgb.shape[:2]
     return {"uniform": uniform_map(shape), "centre": centre_map(shape), "bright blob": bright_blob_map(rgb)}
+
+
+def lesion_reliance(x: np.ndarray, mask: np.ndarray, predict_fn: PredictFn, cls: int) -> dict[str, float]:
+    """Does the model's score need the lesion? Class ``cls``'s probability on the model input
+    ``x`` (h, w, C) float32 and on ``x`` with the lesion blurred the way the deletion metric
+    blurs pixels (:func:`explain.faithfulness.blur_image`); ``mask`` (H, W) bool at the
+    original image's resolution, mapped to the input by area (edge pixels blend).
+
+    Returns ``p_true``, ``p_true_lesion_blurred``, ``lesion_drop`` (their difference, in
+    [-1, 1]) and ``leaves_class`` (1.0 if the blurred image is no longer predicted ``cls``).
+    A model whose evidence is the lesion loses most of its confidence; one that reads
+    the class from slice context keeps it.
+    """
+    x = np.asarray(x, np.float32)
+    h, w = x.shape[:2]
+    cover = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)[..., None]
+    blurred = x * (1.0 - cover) + blur_image(x) * cover
+    probs = np.asarray(predict_fn(np.stack([x, blurred])), np.float64)
+    return {"p_true": float(probs[0, cls]), "p_true_lesion_blurred": float(probs[1, cls]),
+            "lesion_drop": float(probs[0, cls] - probs[1, cls]),
+            "leaves_class": float(np.argmax(probs[1]) != cls)}

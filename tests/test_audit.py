@@ -117,4 +117,10 @@ def test_audit_lesion_rows_on_known_boxes(tmp_path, capsys):
     assert set(rows["gradcam"]) == {"overall", "glioma", "meningioma", "pituitary"}
     assert rows["baseline: bright blob"]["overall"]["pointing_0px"]["mean"] == 1.0
     assert abs(rows["baseline: uniform"]["overall"]["box_energy_ratio"]["mean"] - 1.0) < 1e-6
-    assert "Lesion localisation (3 annotated images" in (out / "audit.md").read_text()
+    reliance = report["lesions"]["reliance"]
+    assert set(reliance) == {"overall", "glioma", "meningioma", "pituitary"}
+    for block in reliance.values():
+        drop = block["lesion_drop"]["mean"]
+        assert drop == pytest.approx(block["p_true"]["mean"] - block["p_true_lesion_blurred"]["mean"], abs=1e-9)
+    text = (out / "audit.md").read_text()
+    assert "Lesion localisation (3 annotated images" in text and "Does the score need the lesion?" in text

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from explain.lesions import box_iou, box_mask, merge_annotations, read_figshare_mask, read_lesions, Lesion
-from explain.localisation import (bright_blob_map, box_energy, box_energy_ratio, lesion_scores, pointing_game,
-                                  top_iou, uniform_map)
+from explain.localisation import (bright_blob_map, box_energy, box_energy_ratio, lesion_reliance, lesion_scores,
+                                  pointing_game, top_iou, uniform_map)
 
 SHAPE = (100, 120)
 
@@ -107,3 +107,21 @@ def test_figshare_mat_mask_is_read_untransposed(tmp_path):
         read_figshare_mask(path, (4, 6))
     lesion = Lesion(None, "high", mat="1.mat")
     assert np.array_equal(lesion.mask_array((6, 4), tmp_path), mask.astype(bool))
+
+
+def test_lesion_reliance_drops_only_when_the_evidence_is_in_the_box():
+    x = np.zeros((32, 32, 1), np.float32)
+    x[21, 21] = 1.0
+
+    def predict(batch):  # class 1's probability is the image's brightest pixel
+        top = batch.reshape(len(batch), -1).max(axis=1)
+        return np.stack([1.0 - top, top], axis=1)
+
+    on, off = np.zeros((64, 64), bool), np.zeros((64, 64), bool)  # masks at the original's 2x resolution
+    on[38:48, 38:48] = True   # input pixels 19..23: holds the bright pixel
+    off[0:16, 0:16] = True
+    hit = lesion_reliance(x, on, predict, 1)
+    assert hit["p_true"] == 1.0 and hit["p_true_lesion_blurred"] < 0.3
+    assert hit["lesion_drop"] == pytest.approx(1.0 - hit["p_true_lesion_blurred"]) and hit["leaves_class"] == 1.0
+    miss = lesion_reliance(x, off, predict, 1)
+    assert miss == {"p_true": 1.0, "p_true_lesion_blurred": 1.0, "lesion_drop": 0.0, "leaves_class": 0.0}
