@@ -38,6 +38,14 @@ def test_loss_terms_on_known_answers():
     assert float(L.evidence_loss(weak, mask)[0]) == pytest.approx(0.6, abs=1e-6)
 
 
+def test_removal_loss_and_its_margin():
+    probs = tf.constant([[0.75, 0.25], [0.4, 0.6]])
+    onehot = tf.constant([[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(L.removal_loss(probs, onehot).numpy(), [math.log(4.0), -math.log(0.6)], rtol=1e-5)
+    # margin 0.5: p = 0.75 costs log 4 - log 2; p = 0.4 is under the margin and free
+    np.testing.assert_allclose(L.removal_loss(probs, onehot, 0.5).numpy(), [math.log(2.0), 0.0], atol=1e-5)
+
+
 def test_training_map_is_the_apps_gradcam():
     keras.utils.set_random_seed(3)
     model = gap_dense_cnn()
@@ -116,3 +124,20 @@ def test_finetune_refuses_boxes_outside_the_train_split(tiny, tmp_path):
     with pytest.raises(SystemExit, match="img_13.png is not a train image"):
         L.main(["--from", str(bundle), "--boxes", str(boxes), "--out", str(tmp_path / "out"),
                 "--data", str(data), "--cache", "", "--epochs", "1", "--steps", "1"])
+
+
+def test_pack_replaces_the_data_folder(tiny, tmp_path):
+    data, bundle, boxes = tiny
+    pack = tmp_path / "pack.npz"
+    common = ["--from", str(bundle), "--boxes", str(boxes), "--cache", "", "--epochs", "1", "--steps", "1",
+              "--batch-size", "4", "--boxed-per-batch", "2", "--holdout", "0"]
+    assert L.main(common + ["--data", str(data), "--write-pack", str(pack), "--out", str(tmp_path / "x")]) == 0
+    assert not (tmp_path / "x").exists()  # writing the pack trains nothing
+    folder = L.load_data(L.parse_args(common + ["--data", str(data), "--out", "x"]), load_bundle(bundle).spec, LABELS)
+    packed = L.read_pack(pack)
+    np.testing.assert_array_equal(packed["pixels"], folder["pixels"])
+    assert packed["train_paths"] == folder["train_paths"] and set(packed["coverage"]) == set(folder["coverage"])
+    out = tmp_path / "out"
+    assert L.main(common + ["--pack", str(pack), "--data", str(tmp_path / "nowhere"), "--out", str(out),
+                            "--run-dir", str(tmp_path / "run")]) == 0
+    assert load_bundle(out).metadata["lesion_finetune"]["boxes_used"] == 12

@@ -16,7 +16,7 @@ class's signed map and CAM = relu(S):
   the class was still predicted right, from evidence against the other classes,
   but Grad-CAM, which shows positive evidence only, came out empty on 31 of 40
   annotated pituitary test slices.
-* ``--removal-weight`` x -log(1 - p_y) on a copy of each boxed image with the
+* ``--removal-weight`` x -log(1 - p_y) (hinged at ``--removal-margin``) on a copy of each boxed image with the
   box inpainted away (OpenCV's Telea inpainting, not the blur the deletion
   metric uses): with the lesion gone, the tumour class must lose its
   confidence. The map terms alone let the model keep its decision on evidence
@@ -39,7 +39,8 @@ is not a train image stops the run (the annotated test images stay unseen).
 Every ``--holdout``-th box is kept out of training to monitor localisation on
 unseen images without touching the test split. Checkpoints after every epoch
 (``last.keras`` with optimizer state, ``state.json``); the same command resumes.
-Needs the TensorFlow backend (a ``tf.GradientTape`` training step).
+Runs on the TensorFlow backend (a ``tf.GradientTape`` step) or on JAX (a jitted
+stateless step), e.g. ``KERAS_BACKEND=jax`` on a GPU machine without TensorFlow.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from pathlib import Path
 import cv2
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 from PIL import Image
 
 from explain.bundle import Bundle, load_bundle, save_bundle
@@ -80,6 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--evidence-weight", type=float, default=1.0, help="weight of the positive-evidence loss")
     p.add_argument("--removal-weight", type=float, default=0.0,
                    help="weight of the lesion-removed copy's loss (0 = no copies)")
+    p.add_argument("--removal-margin", type=float, default=0.0,
+                   help="probability the removed copy may keep without loss (0.5: it need only lose the majority)")
     p.add_argument("--balance-classes", action="store_true", help="draw boxed images evenly per class")
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--holdout", type=int, default=6, help="every N-th box is held out (0 = none)")
@@ -87,6 +90,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--data", help=f"dataset folder (default ${D.DATA_ENV} or ../shared/data/brain-tumor-mri)")
     p.add_argument("--cache", default=str(D.ROOT / ".cache"), help="decoded-image cache folder ('' = none)")
+    p.add_argument("--write-pack", help="write the data training reads to this .npz and stop")
+    p.add_argument("--pack", help="read the data from a --write-pack file instead of the data folder")
     p.add_argument("--run-dir", help="checkpoint folder (default runs/<name of --out>)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     return p.parse_args(argv)
@@ -133,30 +138,58 @@ def pick_boxed(rng: np.random.Generator, box_labels: np.ndarray, n: int, balance
 def class_map(acts, kernel, labels):
     """Signed map S = A @ W[:, y] of each sample's ``labels`` class, (B, h, w) float32;
     Grad-CAM on the logit is relu(S) (up to 1/HW) for a GAP -> Dense head."""
-    weights = tf.gather(tf.transpose(kernel), labels)  # (B, C)
-    return tf.einsum("bhwc,bc->bhw", acts, weights)
+    weights = ops.take(ops.transpose(kernel), labels, axis=0)  # (B, C)
+    return ops.einsum("bhwc,bc->bhw", acts, weights)
 
 
 def share_inside(cam, masks):
     """(B,) share of each map's mass inside its mask (0 for an all-zero map)."""
-    return tf.reduce_sum(cam * masks, axis=[1, 2]) / (tf.reduce_sum(cam, axis=[1, 2]) + EPS)
+    return ops.sum(cam * masks, axis=(1, 2)) / (ops.sum(cam, axis=(1, 2)) + EPS)
 
 
 def point_loss(signed, masks):
     """(B,) -log of the spatial softmax of S summed over the cells the box touches."""
-    flat = tf.reshape(signed, [tf.shape(signed)[0], -1])
-    inside = tf.reshape(tf.cast(masks > 0, signed.dtype), tf.shape(flat))
-    return -tf.reduce_logsumexp(flat + tf.math.log(inside + EPS), axis=1) + tf.reduce_logsumexp(flat, axis=1)
+    flat = ops.reshape(signed, (ops.shape(signed)[0], -1))
+    inside = ops.reshape(ops.cast(masks > 0, signed.dtype), ops.shape(flat))
+    return -ops.logsumexp(flat + ops.log(inside + EPS), axis=1) + ops.logsumexp(flat, axis=1)
 
 
 def evidence_loss(signed, masks):
     """(B,) relu(1 - max of S over the cells the box touches): positive evidence in the box."""
-    inside = tf.cast(masks > 0, signed.dtype)
-    peak_in = tf.reduce_max(signed * inside - 1e4 * (1.0 - inside), axis=[1, 2])
-    return tf.nn.relu(1.0 - peak_in)
+    inside = ops.cast(masks > 0, signed.dtype)
+    peak_in = ops.max(signed * inside - 1e4 * (1.0 - inside), axis=(1, 2))
+    return ops.relu(1.0 - peak_in)
 
 
-def load_boxes(paths, folder: Path, train_paths: set[str]) -> dict[str, tuple]:
+def removal_loss(probs, y_onehot, margin: float = 0.0):
+    """(B,) relu(-log(1 - p) + log(1 - margin)), p the true class's probability: the
+    lesion-removed copy must not keep the class; with ``margin`` m, a p up to m is free
+    (the class need only lose its majority, m = 0.5, rather than all its probability)."""
+    surprise = -ops.log(1.0 - ops.sum(probs * y_onehot, axis=-1) + EPS)
+    return ops.relu(surprise + math.log(1.0 - margin))
+
+
+def combined_loss(acts, probs, kernel, y_onehot, masks, boxed, removed, weights, smoothing, margin=0.0):
+    """The training loss and its terms (cross-entropy, mass, point, evidence, removal).
+
+    acts (B, mh, mw, C) at the Grad-CAM layer; probs, y_onehot (B, K); masks (B, mh, mw)
+    box coverage per map cell; boxed, removed float32 (B,) 0/1: the sample carries a box /
+    is a lesion-removed copy (no cross-entropy, only the removal term).
+    """
+    kept = 1.0 - removed
+    per_ce = keras.losses.categorical_crossentropy(y_onehot, probs, label_smoothing=smoothing)
+    terms = [ops.sum(per_ce * kept) / ops.maximum(ops.sum(kept), 1.0)]
+    signed = class_map(acts, kernel, ops.argmax(y_onehot, axis=-1))
+    count = ops.maximum(ops.sum(boxed), 1.0)
+    for term in (1.0 - share_inside(ops.relu(signed), masks), point_loss(signed, masks),
+                 evidence_loss(signed, masks)):
+        terms.append(ops.sum(term * boxed) / count)
+    terms.append(ops.sum(removal_loss(probs, y_onehot, margin) * removed) / ops.maximum(ops.sum(removed), 1.0))
+    loss = terms[0] + sum(w * t for w, t in zip(weights, terms[1:]))
+    return loss, terms
+
+
+def load_boxes(paths, train_paths: set[str]) -> dict[str, tuple]:
     """Image path -> box for every boxed entry; refuses images outside the train split."""
     boxes = {}
     for path in paths:
@@ -169,52 +202,141 @@ def load_boxes(paths, folder: Path, train_paths: set[str]) -> dict[str, tuple]:
     return boxes
 
 
+def load_data(args, spec, labels: list[str]) -> dict:
+    """Everything training reads from the data folder: ``pixels`` (N, h, w, c) uint8 and
+    ``y_train`` int (N,) of the train split, ``val_pixels``/``y_val`` of val, ``train_paths``
+    (N,) str, and ``coverage`` {path: (h, w) float32} of every boxed image of ``args.boxes``."""
+    folder = D.data_dir(args.data)
+    cache = Path(args.cache) if args.cache else None
+    train_items, val_items = D.read_split(folder, "train"), D.read_split(folder, "val")
+    boxes = load_boxes(args.boxes, {i.path for i in train_items})
+    coverage = {}
+    for key, box in boxes.items():
+        with Image.open(folder / key) as im:
+            coverage[key] = box_coverage(box, im.size, spec.size)
+    return {"pixels": D.load_pixels(folder, train_items, spec, cache),
+            "val_pixels": D.load_pixels(folder, val_items, spec, cache),
+            "y_train": np.array([labels.index(i.label) for i in train_items]),
+            "y_val": np.array([labels.index(i.label) for i in val_items]),
+            "train_paths": [i.path for i in train_items], "coverage": coverage}
+
+
+def write_pack(path, data: dict) -> None:
+    """One compressed .npz of :func:`load_data`'s result, to train where the data folder is not
+    (a GPU machine): about 55 MB at 128 px."""
+    keys = sorted(data["coverage"])
+    np.savez_compressed(path, pixels=data["pixels"], val_pixels=data["val_pixels"], y_train=data["y_train"],
+                        y_val=data["y_val"], train_paths=np.array(data["train_paths"]),
+                        cover_keys=np.array(keys), cover=np.stack([data["coverage"][k] for k in keys]))
+
+
+def read_pack(path) -> dict:
+    with np.load(path) as pack:
+        data = {k: pack[k] for k in ("pixels", "val_pixels", "y_train", "y_val")}
+        data["train_paths"] = [str(p) for p in pack["train_paths"]]
+        data["coverage"] = dict(zip((str(k) for k in pack["cover_keys"]), pack["cover"]))
+    return data
+
+
 class Trainer:
-    """The combined loss and one optimisation step, compiled with tf.function."""
+    """The combined loss and one optimisation step, on the TensorFlow or the JAX backend.
+
+    TensorFlow: a ``tf.function`` with a gradient tape, updating the variables in
+    place. JAX: a jitted pure step on (trainable, non-trainable, optimizer) values
+    held here; :meth:`sync` writes them back into the variables (before saving).
+    """
 
     def __init__(self, model: keras.Model, target_layer: str, weights: tuple[float, float, float, float],
-                 smoothing: float):
+                 smoothing: float, margin: float = 0.0):
         head = model.layers[-1]
         if not isinstance(head, keras.layers.Dense):
             raise SystemExit(f"error: the last layer is {type(head).__name__}; CAM training needs a Dense head")
-        self.model, self.kernel, self.weights = model, head.kernel, weights
+        self.model, self.kernel, self.weights, self.smoothing = model, head.kernel, weights, smoothing
+        self.margin = margin
         self.features = keras.Model(model.input, [model.get_layer(target_layer).output, model.output])
-        self.smoothing = smoothing
-        self.step = tf.function(self._step)
-        self.cams = tf.function(
-            lambda x, y: tf.nn.relu(class_map(self.features(x, training=False)[0], self.kernel, y)))
+        # The optimizer was built on the model's variables and the JAX step pairs them by position.
+        if [v.path for v in self.features.trainable_variables] != [v.path for v in model.trainable_variables]:
+            raise SystemExit("error: the feature model orders the trainable variables differently")
+        self.backend = keras.backend.backend()
+        if self.backend == "tensorflow":
+            import tensorflow as tf
 
-    def _step(self, x, y_onehot, masks, boxed, removed):
-        """x float32 (B, h, w, C); y_onehot (B, K); masks (B, mh, mw) box coverage per map
-        cell; boxed, removed float32 (B,) 0/1: the sample carries a box / is a
-        lesion-removed copy (no cross-entropy, only the removal term)."""
-        with tf.GradientTape() as tape:
+            self._tf = tf
+            self._step_fn = tf.function(self._tf_step)
+        elif self.backend == "jax":
+            import jax
+
+            self._kernel_index = next(n for n, v in enumerate(self.features.trainable_variables)
+                                      if v is self.kernel)
+            self._step_fn = jax.jit(self._jax_step)
+            self._state = None
+        else:
+            raise SystemExit(f"error: lesion training runs on TensorFlow or JAX, not {self.backend}")
+
+    def step(self, x, y_onehot, masks, boxed, removed) -> list[float]:
+        """One optimisation step; returns the loss terms as floats."""
+        batch = [np.asarray(a, np.float32) for a in (x, y_onehot, masks, boxed, removed)]
+        if self.backend == "tensorflow":
+            return [float(t) for t in self._step_fn(*batch)]
+        if self._state is None:
+            self._state = ([v.value for v in self.features.trainable_variables],
+                           [v.value for v in self.features.non_trainable_variables],
+                           [v.value for v in self.model.optimizer.variables])
+        self._state, terms = self._step_fn(self._state, *batch)
+        return [float(t) for t in terms]
+
+    def sync(self) -> None:
+        """JAX: write the step's values back into the model's and optimizer's variables."""
+        if self.backend != "jax" or self._state is None:
+            return
+        trainable, non_trainable, optimizer = self._state
+        for variables, values in ((self.features.trainable_variables, trainable),
+                                  (self.features.non_trainable_variables, non_trainable),
+                                  (self.model.optimizer.variables, optimizer)):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+        self._state = None
+
+    def cams(self, x, labels) -> np.ndarray:
+        """(B, mh, mw) float32 relu(S) of ``labels``' classes, inference mode."""
+        self.sync()
+        acts = self.features(np.asarray(x, np.float32), training=False)[0]
+        return ops.convert_to_numpy(ops.relu(class_map(acts, self.kernel, np.asarray(labels))))
+
+    def _tf_step(self, x, y_onehot, masks, boxed, removed):
+        with self._tf.GradientTape() as tape:
             acts, probs = self.features(x, training=True)
-            kept = 1.0 - removed
-            per_ce = keras.losses.categorical_crossentropy(y_onehot, probs, label_smoothing=self.smoothing)
-            ce = tf.reduce_sum(per_ce * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
-            signed = class_map(acts, self.kernel, tf.argmax(y_onehot, axis=-1))
-            count = tf.maximum(tf.reduce_sum(boxed), 1.0)
-            terms = [1.0 - share_inside(tf.nn.relu(signed), masks), point_loss(signed, masks),
-                     evidence_loss(signed, masks)]
-            terms = [tf.reduce_sum(t * boxed) / count for t in terms]
-            p_true = tf.reduce_sum(probs * y_onehot, axis=-1)
-            gone = -tf.math.log(1.0 - p_true + EPS)
-            terms.append(tf.reduce_sum(gone * removed) / tf.maximum(tf.reduce_sum(removed), 1.0))
-            loss = ce + sum(w * t for w, t in zip(self.weights, terms))
-        variables = self.model.trainable_variables
+            loss, terms = combined_loss(acts, probs, self.kernel, y_onehot, masks, boxed, removed,
+                                        self.weights, self.smoothing, self.margin)
+        variables = self.features.trainable_variables
         self.model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return (ce, *terms)
+        return terms
+
+    def _jax_step(self, state, x, y_onehot, masks, boxed, removed):
+        import jax
+
+        trainable, non_trainable, optimizer = state
+
+        def loss_fn(trainable, non_trainable):
+            (acts, probs), non_trainable = self.features.stateless_call(trainable, non_trainable, x,
+                                                                        training=True)
+            loss, terms = combined_loss(acts, probs, trainable[self._kernel_index], y_onehot, masks,
+                                        boxed, removed, self.weights, self.smoothing, self.margin)
+            return loss, (terms, non_trainable)
+
+        (_, (terms, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, non_trainable)
+        trainable, optimizer = self.model.optimizer.stateless_apply(optimizer, grads, trainable)
+        return (trainable, non_trainable, optimizer), terms
 
 
 def localisation(trainer: Trainer, x: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict:
     """Peak-cell-in-box share, mean mass share inside the box (at map resolution) and the
     share of empty maps (no positive evidence at all)."""
-    cam = trainer.cams(x, labels).numpy()
+    cam = trainer.cams(x, labels)
     flat = cam.reshape(len(cam), -1)
     empty = float((flat.max(1) <= 0).mean())
     peak_in = masks.reshape(len(cam), -1)[np.arange(len(cam)), flat.argmax(1)] > 0
-    inside = share_inside(cam, masks).numpy()
+    inside = ops.convert_to_numpy(share_inside(cam, masks))
     return {"peak_in_box": float(peak_in.mean()), "mass_in_box": float(inside.mean()), "empty": empty}
 
 
@@ -222,33 +344,33 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    folder = D.data_dir(args.data)
     source = load_bundle(args.source)
     spec, labels = source.spec, list(source.labels)
-    train_items, val_items = D.read_split(folder, "train"), D.read_split(folder, "val")
-    boxes = load_boxes(args.boxes, folder, {i.path for i in train_items})
+    t0 = time.time()
+    data = read_pack(args.pack) if args.pack else load_data(args, spec, labels)
+    train_paths = list(data["train_paths"])
+    boxes = load_boxes(args.boxes, set(train_paths))
     keys = sorted(boxes)
+    missing = [k for k in keys if k not in data["coverage"]]
+    if missing:
+        raise SystemExit(f"error: {args.pack} has no box coverage for {len(missing)} boxed images "
+                         f"(e.g. {missing[0]}); write the pack with the same --boxes")
+    if args.write_pack:
+        write_pack(args.write_pack, data)
+        print(f"wrote {args.write_pack}: {len(train_paths)} train, {len(data['y_val'])} val, {len(keys)} boxes")
+        return 0
     held = [k for n, k in enumerate(keys) if args.holdout and n % args.holdout == args.holdout - 1]
     used = [k for k in keys if k not in set(held)]
-
-    cache = Path(args.cache) if args.cache else None
-    t0 = time.time()
-    pixels = D.load_pixels(folder, train_items, spec, cache)
-    val_pixels = D.load_pixels(folder, val_items, spec, cache)
-    y_train = np.array([labels.index(i.label) for i in train_items])
-    y_val = np.array([labels.index(i.label) for i in val_items])
-    index = {i.path: n for n, i in enumerate(train_items)}
-    coverage = {}
-    for key in keys:
-        with Image.open(folder / key) as im:
-            coverage[key] = box_coverage(boxes[key], im.size, spec.size)
-    print(f"data: train {len(train_items)}  val {len(val_items)}  boxes {len(used)} used + "
+    pixels, val_pixels, y_train, y_val = data["pixels"], data["val_pixels"], data["y_train"], data["y_val"]
+    coverage = data["coverage"]
+    index = {path: n for n, path in enumerate(train_paths)}
+    print(f"data: train {len(train_paths)}  val {len(y_val)}  boxes {len(used)} used + "
           f"{len(held)} held out  ({time.time() - t0:.0f}s to load)", flush=True)
 
     run_dir = Path(args.run_dir or D.ROOT / "runs" / Path(args.out).name)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path, last_path = run_dir / "state.json", run_dir / "last.keras"
-    steps = args.steps or math.ceil(len(train_items) / args.batch_size)
+    steps = args.steps or math.ceil(len(train_paths) / args.batch_size)
     if last_path.is_file() and state_path.is_file() and not args.fresh:
         state = json.loads(state_path.read_text())
         model = keras.saving.load_model(last_path)
@@ -262,7 +384,7 @@ def main(argv=None) -> int:
         model.optimizer.build(model.trainable_variables)
     trainer = Trainer(model, source.target_layer,
                       (args.weight, args.point_weight, args.evidence_weight, args.removal_weight),
-                      args.label_smoothing)
+                      args.label_smoothing, args.removal_margin)
     map_size = tuple(trainer.features.outputs[0].shape[1:3])
     eye = np.eye(len(labels), dtype=np.float32)
 
@@ -274,6 +396,7 @@ def main(argv=None) -> int:
                                       for k in held]), spec) if held else None
 
     def evaluate() -> dict:
+        trainer.sync()
         probs = model.predict(finish(val_pixels, spec), batch_size=64, verbose=0)
         out = {"val_accuracy": float((probs.argmax(1) == y_val).mean())}
         if held:
@@ -289,7 +412,7 @@ def main(argv=None) -> int:
         print(f"start: {state['start']}", flush=True)
     for epoch in range(state["epoch"], args.epochs):
         t0 = time.time()
-        order = np.random.default_rng(args.seed + epoch).permutation(len(train_items))
+        order = np.random.default_rng(args.seed + epoch).permutation(len(train_paths))
         totals = np.zeros(5)
         for s in range(steps):
             idx = order[s * args.batch_size:(s + 1) * args.batch_size]
@@ -316,6 +439,7 @@ def main(argv=None) -> int:
                   **evaluate()}
         state["history"].append(record)
         state["epoch"] = epoch + 1
+        trainer.sync()
         model.save(last_path)
         model.save_weights(run_dir / f"epoch{epoch + 1}.weights.h5")
         state_path.write_text(json.dumps(state, indent=1))
