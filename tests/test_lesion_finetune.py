@@ -12,9 +12,8 @@ import tensorflow as tf
 from explain.bundle import load_bundle
 from explain.engine import CamEngine
 from explain.layers import find_target_layer
-from synthetic import LABELS, gap_dense_cnn, write_dataset
+from synthetic import LABELS, gap_dense_cnn, write_dataset, write_tiny_bundle
 from training import lesion_finetune as L
-from training.train import main as train_main
 
 
 def test_box_coverage_has_fractional_edges():
@@ -84,13 +83,10 @@ def test_pick_boxed_balances_classes_on_request():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A synthetic dataset, a bundle trained on it for one epoch, and a box file of train images."""
+    """A synthetic dataset, a random GAP -> Dense bundle, and a box file of train images."""
     root = tmp_path_factory.mktemp("lesion")
     data = write_dataset(root / "data")
-    bundle = root / "bundle"
-    assert train_main(["--arch", "compact", "--size", "32", "--width", "8", "--batch-size", "8", "--epochs", "1",
-                       "--data", str(data), "--cache", "", "--run-dir", str(root / "run"),
-                       "--out", str(bundle)]) == 0
+    bundle = write_tiny_bundle(root / "bundle")
     # Class k's bar lies at rows 8k..8k+12, columns 10..30 of the 48 px image (see write_dataset).
     images = {f"Training/{label}/img_{i:02d}.png": {"box": [10, 8 * k, 30, 8 * k + 12], "confidence": "high"}
               for k, label in enumerate(LABELS[:3]) for i in range(4)}
