@@ -55,7 +55,7 @@ def test_heatmaps_sit_on_the_head(explainer):
     """Regression guard on the fraction of heatmap mass inside the head.
 
     The issue's target: at least 0.85 on average over the 24 tumour images of
-    the smoke set (this model: 0.87, see models/default/MODEL_CARD.md). A model that
+    the smoke set (see models/default/MODEL_CARD.md for this model's figure). A model that
     looks at borders, banners or background fails it.
     """
     from explain.plausibility import energy_inside, head_mask
@@ -69,10 +69,10 @@ def test_heatmaps_sit_on_the_head(explainer):
 
 def test_heatmaps_land_on_the_annotated_lesions(explainer):
     """Regression guard on lesion localisation: per tumour class, the Grad-CAM peak within 8 px
-    of the annotated box on at least 0.65 of the images and 5x more map mass in the box than a
-    uniform map puts there. Measured (MODEL_CARD.md): 0.71 / 0.91 / 0.95 and 19x / 36x / 53x for
-    glioma / meningioma / pituitary; the model before lesion-guided fine-tuning fails it
-    (0.29 glioma, 0.27 pituitary). The boxes are committed numbers
+    of the annotated box on at least 0.75 of the images and 5x more map mass in the box than a
+    uniform map puts there. Measured (MODEL_CARD.md): 0.82 / 0.90 / 0.95 and 20x / 36x / 60x for
+    glioma / meningioma / pituitary; the first lesion-guided fine-tune fails it (glioma 0.71) and
+    the model before any fine-tuning fails it badly (0.29 glioma, 0.27 pituitary). The boxes are committed numbers
     (annotations/lesions_test.json), the images come from the data folder."""
     from explain.lesions import read_lesions
     from explain.localisation import lesion_scores
@@ -89,4 +89,4 @@ def test_heatmaps_land_on_the_annotated_lesions(explainer):
     for label, scores in per_class.items():
         pointing = np.mean([s["pointing_8px"] for s in scores])
         energy = np.mean([s["box_energy_ratio"] for s in scores])
-        assert pointing >= 0.65 and energy >= 5.0, (label, pointing, energy)
+        assert pointing >= 0.75 and energy >= 5.0, (label, pointing, energy)

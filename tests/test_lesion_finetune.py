@@ -110,6 +110,13 @@ def test_finetune_runs_resumes_and_records_every_term(tiny, tmp_path, capsys):
     last = meta["history"][-1]
     assert last["removal_loss"] > 0 and math.isfinite(last["ce"])
     assert 0 <= last["held_p_true_lesion_removed"] <= 1
+    # Fine-tuned again, the bundle keeps the first stage's record.
+    again = ["--from", str(tmp_path / "out"), "--boxes", str(boxes), "--out", str(tmp_path / "again"),
+             "--run-dir", str(tmp_path / "run2"), "--data", str(data), "--cache", "", "--steps", "1",
+             "--epochs", "1", "--batch-size", "4", "--boxed-per-batch", "2", "--holdout", "0"]
+    assert L.main(again) == 0
+    twice = load_bundle(tmp_path / "again").metadata
+    assert twice["lesion_finetune_earlier"] == [meta] and twice["lesion_finetune"]["from"] == str(tmp_path / "out")
 
 
 def test_finetune_refuses_boxes_outside_the_train_split(tiny, tmp_path):

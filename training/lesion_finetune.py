@@ -447,6 +447,12 @@ def main(argv=None) -> int:
 
     metadata = dict(source.metadata)
     metadata.pop("evaluation", None)
+    # A bundle fine-tuned again keeps the record of every earlier stage, oldest first.
+    earlier = metadata.pop("lesion_finetune_earlier", [])
+    if "lesion_finetune" in metadata:
+        earlier.append(metadata.pop("lesion_finetune"))
+    if earlier:
+        metadata["lesion_finetune_earlier"] = earlier
     metadata["lesion_finetune"] = {
         "from": str(args.source), "from_trained": source.metadata.get("trained"),
         "boxes": [str(p) for p in args.boxes], "boxes_used": len(used), "boxes_held_out": len(held),
