@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from explain import sanity
-from explain.audit import cascade_correlations, sanity_subset, spread
-from explain.bundle import Bundle, load_bundle
-from explain.methods import compute_maps
-from explain.pipeline import Explainer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/X.py` puts only benchmarks/ on the path
+
+from explain import sanity  # noqa: E402
+from explain.audit import cascade_correlations, sanity_subset, spread  # noqa: E402
+from explain.bundle import Bundle, load_bundle  # noqa: E402
+from explain.methods import compute_maps  # noqa: E402
+from explain.pipeline import Explainer  # noqa: E402
 
 
 def layer_maps(bundle: Bundle, model, layers, batch, classes) -> dict[str, np.ndarray]:

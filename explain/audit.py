@@ -346,7 +346,7 @@ def lesion_markdown(summary: dict) -> str:
         lines.append("")
     if "reliance" in summary:
         metrics = summary["reliance_metrics"]
-        lines += ["### Does the score need the lesion? (true class, lesion box blurred as in the deletion metric)", "",
+        lines += ["### Does the score need the lesion? (true class, lesion box blurred as the insertion curve starts)", "",
                   "| images | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
         for group in groups:
             block = summary["reliance"].get(group)

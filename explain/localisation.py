@@ -102,8 +102,9 @@ def baseline_maps(rgb: np.ndarray) -> dict[str, np.ndarray]:
 
 def lesion_reliance(x: np.ndarray, mask: np.ndarray, predict_fn: PredictFn, cls: int) -> dict[str, float]:
     """Does the model's score need the lesion? Class ``cls``'s probability on the model input
-    ``x`` (h, w, C) float32 and on ``x`` with the lesion blurred the way the deletion metric
-    blurs pixels (:func:`explain.faithfulness.blur_image`); ``mask`` (H, W) bool at the
+    ``x`` (h, w, C) float32 and on ``x`` with the lesion replaced by the Gaussian blur that
+    starts the insertion curve (:func:`explain.faithfulness.blur_image`; the lesion-guided
+    training removes lesions by inpainting, a different fill); ``mask`` (H, W) bool at the
     original image's resolution, mapped to the input by area (edge pixels blend).
 
     Returns ``p_true``, ``p_true_lesion_blurred``, ``lesion_drop`` (their difference, in
