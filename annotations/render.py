@@ -4,6 +4,13 @@
     python annotations/render.py select --split train --per-class 80 > annotations/train_selection.txt
     python annotations/render.py grid --list annotations/test_selection.txt --out /tmp/grid
     python annotations/render.py boxes --lesions annotations/lesions_test.json --out /tmp/boxes
+    python annotations/render.py peaks --lesions annotations/lesions_test.json --out /tmp/peaks
+
+``peaks`` writes one picture (``peaks.png``): per tumour class a row of
+annotated test images (``--per-class``, spread evenly over the class) with the
+model's Grad-CAM of the true class blended in, the box in green and the map's
+peak as a white cross, titled hit or miss (peak within 8 px of the box, as the
+audit's pointing game counts it).
 
 ``grid`` draws a coordinate grid in the original image's pixels (a line every
 16 px, labelled every 32 px) on a 3x enlargement, so that a box can be read
@@ -31,6 +38,48 @@ from explain.dataset import data_dir, read_split  # noqa: E402
 TUMOUR_CLASSES = ("glioma", "meningioma", "pituitary")
 SCALE = 3
 COLOURS = ((0, 255, 0), (255, 64, 255), (0, 200, 255), (255, 255, 0))  # RGB, one per file
+
+
+def peak_tile(explanation, box, size: int = 256) -> np.ndarray:
+    """(size, size, 3) uint8: the Grad-CAM overlay of one image, its box (green) and the map's
+    peak (white cross), titled with the class and whether the peak is within 8 px of the box."""
+    from explain.lesions import box_mask
+    from explain.localisation import pointing_game
+    from explain.overlay import blend
+
+    image, heat = explanation.image, explanation.heatmap
+    hit = pointing_game(heat, box_mask(box, heat.shape), 8) > 0.5
+    canvas = blend(image, heat)
+    sy, sx = size / image.shape[0], size / image.shape[1]
+    canvas = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    x0, y0, x1, y1 = box
+    cv2.rectangle(canvas, (int(x0 * sx), int(y0 * sy)), (int(x1 * sx), int(y1 * sy)), (0, 255, 0), 2)
+    py, px = np.unravel_index(np.argmax(heat), heat.shape)
+    cv2.drawMarker(canvas, (int(px * sx), int(py * sy)), (255, 255, 255), cv2.MARKER_CROSS, 18, 2)
+    title = f"{explanation.explained}: {'hit' if hit else 'miss'}"
+    cv2.putText(canvas, title, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2)
+    return canvas
+
+
+def peaks_picture(folder: Path, lesions: dict, model: str | None, per_class: int) -> np.ndarray:
+    """One (rows x 256, per_class x 256, 3) uint8 picture: a row of :func:`peak_tile` per tumour class."""
+    from explain.bundle import default_bundle_path, load_bundle
+    from explain.pipeline import Explainer
+
+    explainer = Explainer(load_bundle(model or default_bundle_path()))
+    rows = []
+    for label in TUMOUR_CLASSES:
+        keys = sorted(k for k, v in lesions.items() if v.box is not None and Path(k).parent.name == label)
+        if not keys:
+            continue
+        keys = [keys[int(i * len(keys) / per_class)] for i in range(min(per_class, len(keys)))]
+        results = explainer.explain_batch([folder / k for k in keys], [label] * len(keys))
+        tiles = [peak_tile(r, lesions[k].box) for r, k in zip(results, keys)]
+        tiles += [np.zeros_like(tiles[0])] * (per_class - len(tiles))
+        rows.append(np.hstack(tiles))
+    if not rows:
+        raise SystemExit("error: no boxed tumour image in the lesion files")
+    return np.vstack(rows)
 
 
 def select(folder: Path, per_class: int, split: str = "test") -> list[str]:
@@ -86,9 +135,10 @@ def refuse_inside_repo(out: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("select", "grid", "boxes"))
+    p.add_argument("mode", choices=("select", "grid", "boxes", "peaks"))
+    p.add_argument("--model", help="peaks: bundle folder (default: the bundled default model)")
     p.add_argument("--data", help="dataset folder (default $BRAIN_MRI_DATA or ../shared/data/brain-tumor-mri)")
-    p.add_argument("--per-class", type=int, default=50)
+    p.add_argument("--per-class", type=int, help="images per class (select: default 50; peaks: default 4)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="select: split to draw from")
     p.add_argument("--list", help="grid: file of dataset-relative paths, one per line")
     p.add_argument("--lesions", nargs="+", help="boxes: annotation JSON files (see annotations/README.md)")
@@ -96,7 +146,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     folder = data_dir(args.data)
     if args.mode == "select":
-        print("\n".join(select(folder, args.per_class, args.split)))
+        print("\n".join(select(folder, args.per_class or 50, args.split)))
         return 0
     if not args.out:
         p.error("--out is required")
@@ -107,6 +157,15 @@ def main(argv=None) -> int:
             print(save(draw_grid(enlarged(folder / rel)), out, rel))
         return 0
     from explain.lesions import read_lesions
+    if args.mode == "peaks":
+        lesions = {}
+        for f in args.lesions:
+            lesions.update(read_lesions(f))
+        picture = peaks_picture(folder, lesions, args.model, args.per_class or 4)
+        out.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out / "peaks.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        print(out / "peaks.png")
+        return 0
     files = [read_lesions(f) for f in args.lesions]
     for rel in sorted(set().union(*(f.keys() for f in files))):
         canvas = draw_grid(enlarged(folder / rel))
