@@ -272,9 +272,10 @@ def to_markdown(report: dict) -> str:
         lines += ["", "## Sanity check: cascading randomisation", "",
                   "Mean Spearman rank correlation between the map of the trained model and the map after "
                   "re-initialising every block from the output down to the named one (1.0 = unchanged, "
-                  "the original-vs-original value). A method passes when the fully randomised network "
-                  f"keeps less than {check.get('pass_below', sanity.SANITY_PASS_BELOW)} of it and the "
-                  "curve falls. The first column shows whether a map depends on the class weights at all.", "",
+                  "the original-vs-original value). A method passes when both the first column (only the "
+                  "output layer re-initialised: does the map depend on the class weights at all?) and the "
+                  f"fully randomised network keep less than {check.get('pass_below', sanity.SANITY_PASS_BELOW)} "
+                  "of it.", "",
                   "| method | " + " | ".join(f"to {n}" for n in check["layers"]) + " | passes |",
                   "|---|" + "---|" * (len(check["layers"]) + 1)]
         passed = check.get("passed", {})

@@ -75,16 +75,17 @@ def sanity_passes(correlations: Sequence[float], below: float = SANITY_PASS_BELO
 
     correlations: mean Spearman(trained map, randomised map) per cascade step,
     output layer first, the whole network last. The original-vs-original
-    value is 1; a method passes when the fully randomised model's maps keep
-    less than ``below`` of that rank agreement. Guided Backprop, the method
-    Adebayo et al. caught, stays near 1 all the way down; a method that only
-    reacts once the early layers are reset shows it in the first steps,
-    which the audit reports beside the verdict.
+    value is 1. A method passes when both the first and the last step keep
+    less than ``below`` of that rank agreement: re-initialising the output
+    layer alone must change the map (otherwise it does not depend on the class
+    weights, and cannot explain a class; the doctor's layer check uses the same
+    step), and so must randomising the whole network (Guided Backprop, the
+    method Adebayo et al. caught, stays near 1 all the way down).
     """
     values = [float(v) for v in correlations]
     if not values or any(not np.isfinite(v) for v in values):
         return False
-    return values[-1] < below
+    return values[0] < below and values[-1] < below
 
 
 def randomize_layers(model, layer_names: Sequence[str], seed: int = 0):

@@ -313,6 +313,7 @@ def test_cascade_steps_expand_nested_models():
     ([0.3, 0.1, 0.05], True),    # Grad-CAM on the default model
     ([0.97, 0.76, 0.58], False),  # barely moves: the map ignores what was randomised
     ([0.2, 0.6], False),          # ends above the bar
+    ([0.88, 0.37, 0.34], False),  # Grad-CAM++ on the default model: the class weights barely matter
     ([0.4, float("nan")], False),
     ([], False),
 ])
