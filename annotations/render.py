@@ -22,7 +22,6 @@ derivatives: write them outside the repository, never commit them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
