@@ -311,9 +311,9 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
         used += 1
         label = Path(key).parent.name
         cls = explainer.class_index(label)
-        scores = lesion_reliance(x, mask, predict_fn, cls)
-        reliance.setdefault("overall", []).append(scores)
-        reliance.setdefault(label, []).append(scores)
+        needs = lesion_reliance(x, mask, predict_fn, cls)
+        reliance.setdefault("overall", []).append(needs)
+        reliance.setdefault(label, []).append(needs)
         maps = {name: upsample(method_map(explainer, name, rgb, x, cls), rgb.shape[:2]) for name in methods}
         maps.update({f"baseline: {name}": heat for name, heat in baseline_maps(rgb).items()})
         for name, heat in maps.items():
@@ -330,6 +330,11 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
             "reliance_metrics": list(RELIANCE_METRICS), "reliance": summary(reliance, RELIANCE_METRICS)}
 
 
+def _mean_and_interval(stat: dict) -> str:
+    """A bootstrap_mean result as "mean [low, high]" to two decimals."""
+    return f"{stat['mean']:.2f} [{stat['low']:.2f}, {stat['high']:.2f}]"
+
+
 def lesion_markdown(summary: dict) -> str:
     metrics = summary["metrics"]
     groups = sorted({g for rows in summary["rows"].values() for g in rows}, key=lambda g: (g != "overall", g))
@@ -340,8 +345,7 @@ def lesion_markdown(summary: dict) -> str:
         for name, rows in summary["rows"].items():
             if group not in rows:
                 continue
-            cells = [f"{rows[group][m]['mean']:.2f} [{rows[group][m]['low']:.2f}, {rows[group][m]['high']:.2f}]"
-                     for m in metrics]
+            cells = [_mean_and_interval(rows[group][m]) for m in metrics]
             lines.append(f"| {row_title(name) if not name.startswith('baseline') else name} ({rows[group][metrics[0]]['n']}) | "
                          + " | ".join(cells) + " |")
         lines.append("")
@@ -352,7 +356,7 @@ def lesion_markdown(summary: dict) -> str:
         for group in groups:
             block = summary["reliance"].get(group)
             if block:
-                cells = [f"{block[m]['mean']:.2f} [{block[m]['low']:.2f}, {block[m]['high']:.2f}]" for m in metrics]
+                cells = [_mean_and_interval(block[m]) for m in metrics]
                 lines.append(f"| {group} ({block[metrics[0]]['n']}) | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
