@@ -33,7 +33,7 @@ import_tensorflow(quiet="--verbose" not in sys.argv[1:])
 import gradio as gr  # noqa: E402
 
 from explain.bundle import Bundle, add_model_options, default_bundle_path, load_from_args  # noqa: E402
-from explain.decode import ACCEPTED_ALL, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
+from explain.io.decode import ACCEPTED_ALL, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
 from explain.errors import ExplainError  # noqa: E402
 from explain.methods import GRADIENT_FREE_METHODS, METHODS  # noqa: E402
 from explain.pipeline import DEFAULT_METHOD, Explainer  # noqa: E402

@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explain.decode import decode_image  # noqa: E402
-from explain.dataset import data_dir, read_split  # noqa: E402
+from explain.io.decode import decode_image  # noqa: E402
+from explain.evaluation.dataset import data_dir, read_split  # noqa: E402
 
 TUMOUR_CLASSES = ("glioma", "meningioma", "pituitary")
 SCALE = 3
@@ -42,8 +42,8 @@ COLOURS = ((0, 255, 0), (255, 64, 255), (0, 200, 255), (255, 255, 0))  # RGB, on
 def peak_tile(explanation, box, size: int = 256) -> np.ndarray:
     """(size, size, 3) uint8: the Grad-CAM overlay of one image, its box (green) and the map's
     peak (white cross), titled with the class and whether the peak is within 8 px of the box."""
-    from explain.lesions import box_mask
-    from explain.localisation import pointing_game
+    from explain.evaluation.lesions import box_mask
+    from explain.metrics.localisation import pointing_game
     from explain.overlay import blend
 
     image, heat = explanation.image, explanation.heatmap
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         for rel in Path(args.list).read_text().split():
             print(save(draw_grid(enlarged(folder / rel)), out, rel))
         return 0
-    from explain.lesions import read_lesions
+    from explain.evaluation.lesions import read_lesions
     if args.mode == "peaks":
         lesions = {}
         for f in args.lesions:

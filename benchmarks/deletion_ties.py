@@ -3,7 +3,7 @@
     python benchmarks/deletion_ties.py [--model models/default] [--limit 40]
 
 After lesion-guided fine-tuning the Grad-CAM map is zero on most of the
-image, and the deletion metric (explain.faithfulness, as the audit runs it)
+image, and the deletion metric (explain.metrics.faithfulness, as the audit runs it)
 removes tied pixels in raster order: once the lesion is gone, it deletes the
 top rows of the image first, whatever the model uses there. This script
 measures the deletion and insertion AUC of the true class's map on test
@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/X.py` puts only benchmarks/ on the path
 
-from explain import faithfulness, plausibility  # noqa: E402
-from explain.audit import method_map, spread  # noqa: E402
+from explain.metrics import faithfulness, plausibility  # noqa: E402
+from explain.evaluation.audit import method_map, spread  # noqa: E402
 from explain.bundle import load_bundle  # noqa: E402
 from explain.pipeline import Explainer  # noqa: E402
-from explain.stats import bootstrap_mean  # noqa: E402
+from explain.metrics.stats import bootstrap_mean  # noqa: E402
 
 TIE_BREAK = 1e-3
 
@@ -42,7 +42,7 @@ def maps_for(cam: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def main(argv=None) -> int:
-    from explain.dataset import data_dir, read_split
+    from explain.evaluation.dataset import data_dir, read_split
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/default")

@@ -6,8 +6,8 @@ Layer-CAM fails the audit's cascading-randomisation check at the last
 convolutional layer of a GAP -> Dense model (the gradient there is uniform
 over the map). Its paper's remedy for coarse maps is to combine shallower
 layers, where the gradient does vary over the map. This script runs the
-audit's cascade (explain.audit.cascade_correlations, on the same 24 test
-images as ``explain.audit --limit 120``) for Layer-CAM at each layer alone
+audit's cascade (explain.evaluation.audit.cascade_correlations, on the same 24 test
+images as ``explain.evaluation.audit --limit 120``) for Layer-CAM at each layer alone
 and for the mean of the layers' maps, each upsampled to the finest layer's
 size, and prints the mean Spearman correlation with the trained model's map
 per step.
@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/X.py` puts only benchmarks/ on the path
 
-from explain import sanity  # noqa: E402
-from explain.audit import cascade_correlations, sanity_subset, spread  # noqa: E402
+from explain.metrics import sanity  # noqa: E402
+from explain.evaluation.audit import cascade_correlations, sanity_subset, spread  # noqa: E402
 from explain.bundle import Bundle, load_bundle  # noqa: E402
 from explain.methods import compute_maps  # noqa: E402
 from explain.pipeline import Explainer  # noqa: E402
@@ -45,7 +45,7 @@ def layer_maps(bundle: Bundle, model, layers, batch, classes) -> dict[str, np.nd
 
 
 def main(argv=None) -> int:
-    from explain.dataset import data_dir, read_split
+    from explain.evaluation.dataset import data_dir, read_split
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/default")

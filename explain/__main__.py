@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .bundle import add_model_options, load_from_args
-from .sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom
+from .io.sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom
 from .errors import ExplainError
 from .methods import METHODS
 from .pipeline import DEFAULT_METHOD, Explainer

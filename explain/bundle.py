@@ -50,7 +50,7 @@ class Bundle:
     def audit(self) -> dict | None:
         """The bundle's own audit report (``<folder>/audit/audit.json``), None if it has none.
 
-        Written by ``python -m explain.audit --out <folder>/audit``. A report
+        Written by ``python -m explain.evaluation.audit --out <folder>/audit``. A report
         that cannot be read is reported with a warning and treated as absent:
         the app must start, but not pretend the audit said nothing.
         """
@@ -246,7 +246,7 @@ def from_model(
     path: Path | None = None,
 ) -> Bundle:
     """Validate an in-memory model against its description and make a :class:`Bundle`."""
-    from .layers import find_target_layer
+    from .model.layers import find_target_layer
 
     name = getattr(model, "name", "model")
     inputs = getattr(model, "inputs", None)

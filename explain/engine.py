@@ -1,7 +1,7 @@
 """The compiled CAM engine: probabilities and heatmaps from one forward pass.
 
 Built once per model (not per request): the forward pass is replayed through
-:func:`explain.graph.run_intercepted` so that the target layer's activation
+:func:`explain.model.graph.run_intercepted` so that the target layer's activation
 and the pre-softmax logits are captured, and wrapped in ``tf.function`` with a
 fixed input signature that is traced at construction time. Gradients are of
 the class *logit*: the softmax output saturates (p = 1.0 gives zero gradient),
@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import LayerError
-from .graph import capture_output, run_intercepted
-from .layers import LayerPath, output_layer
+from .model.graph import capture_output, run_intercepted
+from .model.layers import LayerPath, output_layer
 from .methods import CamMethod, GradCAM
 from .methods.base import normalize_maps
 from .preprocess import as_model_batch
@@ -52,7 +52,7 @@ class CamEngine:
     """Compiled probabilities + CAM for one model, one target layer and one method.
 
     model: Functional or Sequential Keras model (never modified).
-    target: the layer to explain (see :func:`explain.layers.find_target_layer`).
+    target: the layer to explain (see :func:`explain.model.layers.find_target_layer`).
     input_shape: (h, w, C) of one model input.
     temperature: logits are divided by it before the softmax (calibration).
     """

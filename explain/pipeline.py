@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bundle import Bundle
-from .decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
+from .io.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from .engine import CamEngine
-from .layers import LayerPath, find_target_layer
+from .model.layers import LayerPath, find_target_layer
 from .methods import METHODS, compute_maps, get_method, is_gradient_free
 from .methods.free import resolve_classes
 from .overlay import blend, colorize, upsample

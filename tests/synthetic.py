@@ -99,7 +99,7 @@ def assert_clean_message(message: str) -> None:
 
 def assert_decodes_or_fails_cleanly(variants) -> None:
     """Each of ``variants`` (bytes) decodes to (H, W, 3) uint8 or raises one clean ImageDecodeError."""
-    from explain.decode import decode_image
+    from explain.io.decode import decode_image
     from explain.errors import ImageDecodeError
 
     for variant in variants:

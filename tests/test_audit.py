@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from explain.audit import main as audit_main
+from explain.evaluation.audit import main as audit_main
 from synthetic import write_dataset, write_tiny_bundle
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from explain.decode import decode_image
+from explain.io.decode import decode_image
 from explain.errors import ImageDecodeError
 from synthetic import assert_clean_message, assert_decodes_or_fails_cleanly
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from explain.engine import CamEngine
-from explain.layers import find_target_layer
+from explain.model.layers import find_target_layer
 from synthetic import gap_dense_cnn
 
 

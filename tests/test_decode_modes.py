@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explain.decode import decode_image
+from explain.io.decode import decode_image
 from explain.errors import ImageDecodeError
 
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not (BUNDLE / "bundle.json").is_file(),
 
 
 def _data_dir():
-    from explain.dataset import data_dir
+    from explain.evaluation.dataset import data_dir
 
     try:
         return data_dir()
@@ -58,7 +58,7 @@ def test_heatmaps_sit_on_the_head(explainer):
     the smoke set (see models/default/MODEL_CARD.md for this model's figure). A model that
     looks at borders, banners or background fails it.
     """
-    from explain.plausibility import energy_inside, head_mask
+    from explain.metrics.plausibility import energy_inside, head_mask
 
     folder = _data_dir()
     paths = [p for p in (folder / "clean_smoke.txt").read_text().split() if "notumor" not in p]
@@ -74,8 +74,8 @@ def test_heatmaps_land_on_the_annotated_lesions(explainer):
     glioma / meningioma / pituitary; the first lesion-guided fine-tune fails it (glioma 0.71) and
     the model before any fine-tuning fails it badly (0.29 glioma, 0.27 pituitary). The boxes are committed numbers
     (annotations/lesions_test.json), the images come from the data folder."""
-    from explain.lesions import read_lesions
-    from explain.localisation import lesion_scores
+    from explain.evaluation.lesions import read_lesions
+    from explain.metrics.localisation import lesion_scores
 
     folder = _data_dir()
     lesions = {k: v for k, v in read_lesions(Path(__file__).parents[1] / "annotations/lesions_test.json").items()

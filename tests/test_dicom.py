@@ -22,8 +22,8 @@ from pydicom.uid import (  # noqa: E402
     generate_uid,
 )
 
-from explain.decode import decode_image  # noqa: E402
-from explain.dicom import read_dicom  # noqa: E402
+from explain.io.decode import decode_image  # noqa: E402
+from explain.io.dicom import read_dicom  # noqa: E402
 from explain.errors import ImageDecodeError  # noqa: E402
 from synthetic import assert_clean_message, assert_decodes_or_fails_cleanly  # noqa: E402
 

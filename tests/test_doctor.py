@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from explain.bundle import default_bundle_path, from_model, load_bundle, save_bundle
-from explain.decode import decode_image
+from explain.io.decode import decode_image
 from explain.doctor import ERROR, OK, diagnose
 from explain.doctor.__main__ import main as doctor_main
 from explain.doctor.layer import candidates, rejection
@@ -214,7 +214,7 @@ def test_candidates_and_reasons_reach_into_nested_models():
 def test_a_saturated_softmax_empties_tutorial_maps_but_not_logit_maps(bare_model):
     from explain.doctor.gradients import check_gradients
     from explain.engine import CamEngine
-    from explain.layers import find_target_layer
+    from explain.model.layers import find_target_layer
 
     model = keras.saving.load_model(bare_model)
     head = model.get_layer("predictions")
@@ -235,8 +235,8 @@ DEFAULT = default_bundle_path()
 
 @pytest.mark.skipif(not (DEFAULT / "bundle.json").is_file(), reason=f"no default bundle at {DEFAULT}")
 def test_default_model_with_wrong_preprocessing_and_rotated_labels(tmp_path):
-    from explain.audit import spread
-    from explain.dataset import data_dir, read_split
+    from explain.evaluation.audit import spread
+    from explain.evaluation.dataset import data_dir, read_split
 
     try:
         folder = data_dir()  # $BRAIN_MRI_DATA or ../shared/data/brain-tumor-mri
@@ -295,7 +295,7 @@ def test_label_free_without_batchnorm_falls_back_to_the_spread_of_predictions():
 
 
 def test_resampled_balanced_accuracy_follows_the_shared_metric():
-    from explain.classification import balanced_accuracy, confusion_matrix
+    from explain.metrics.classification import balanced_accuracy, confusion_matrix
     from explain.doctor.settings import resampled_balanced_accuracy
 
     rng = np.random.default_rng(1)

@@ -1,4 +1,4 @@
-"""Metric functions of explain.classification and training.metrics on small hand-computed and synthetic cases (no data, no model)."""
+"""Metric functions of explain.metrics.classification and training.metrics on small hand-computed and synthetic cases (no data, no model)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scipy.optimize import brentq
 from sklearn.metrics import balanced_accuracy_score
 
-from explain import classification as C
+from explain.metrics import classification as C
 from training import metrics as M
 
 LABELS = ["a", "b", "c"]

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from explain import faithfulness, plausibility, road, sanity
+from explain.metrics import faithfulness, plausibility, road, sanity
 
 SIZE = 32
 BLOB = (slice(8, 14), slice(18, 24))  # the only informative region of the synthetic image
@@ -325,7 +325,7 @@ def test_sanity_check_tells_a_model_blind_map_from_grad_cam():
     """A map computed from the image alone (an edge detector) cannot change when the
     model is randomised and must fail; Grad-CAM of a real model must move."""
     from explain.engine import CamEngine
-    from explain.layers import find_target_layer
+    from explain.model.layers import find_target_layer
     from synthetic import gap_dense_cnn
 
     keras.utils.set_random_seed(3)

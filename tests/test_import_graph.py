@@ -1,4 +1,4 @@
-"""The import graph of the ``explain`` package: no cycles, and no imports of the app or scripts.
+"""The import graph of the ``explain`` package: no cycles, no imports of the app or scripts, and the runtime never imports research code.
 
 Read from the source (AST), so nothing is imported and the test takes
 milliseconds. Every import statement counts, including the ones inside
@@ -18,6 +18,10 @@ PACKAGE = "explain"
 
 #: Top-level code that the library must never import: the library is what they build on.
 FORBIDDEN = ("training", "benchmarks", "app")
+#: Research packages (metrics, evaluation tools, the doctor): the runtime never imports them.
+RESEARCH = ("explain.metrics", "explain.evaluation", "explain.doctor")
+#: The runtime: what the app and the CLI load (the top-level modules and these packages).
+RUNTIME_PACKAGES = ("explain.io", "explain.model", "explain.methods")
 
 
 def module_name(path: Path) -> str:
@@ -116,6 +120,20 @@ def forbidden_edges(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
     return {(src, dst) for src, dsts in graph.items() for dst in dsts if dst.split(".")[0] in FORBIDDEN}
 
 
+def _in(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def is_runtime(name: str) -> bool:
+    """A module of the runtime: a top-level ``explain.x`` module or one of the runtime packages."""
+    return name.count(".") == 1 and not _in(name, RESEARCH) or _in(name, RUNTIME_PACKAGES)
+
+
+def runtime_to_research(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Edges from a runtime module into a research package."""
+    return {(src, dst) for src, dsts in graph.items() if is_runtime(src) for dst in dsts if _in(dst, RESEARCH)}
+
+
 # -- the checker checks itself ------------------------------------------------------------
 def test_find_cycle_reports_the_path():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
@@ -142,11 +160,19 @@ def test_late_and_relative_imports_are_edges(tmp_path, monkeypatch):
     assert forbidden_edges(graph) == {("explain.two", "training.data")}
 
 
+def test_runtime_to_research_edges_are_found():
+    graph = {"explain.pipeline": {"explain.metrics.stats"}, "explain.io.decode": {"explain.evaluation"},
+             "explain.methods.base": {"explain.io.decode"}, "explain.evaluation.audit": {"explain.metrics.road"},
+             "explain.doctor": {"explain.metrics"}}
+    assert runtime_to_research(graph) == {("explain.pipeline", "explain.metrics.stats"),
+                                          ("explain.io.decode", "explain.evaluation")}
+
+
 # -- the package --------------------------------------------------------------------------
 def test_the_graph_sees_the_package():
     graph = import_graph()
     assert "explain.methods.base" in graph["explain.engine"]
-    assert "explain.decode" in graph["explain.pipeline"]
+    assert "explain.io.decode" in graph["explain.pipeline"]
     assert len(graph) > 30
 
 
@@ -158,3 +184,8 @@ def test_no_import_cycles_in_explain():
 def test_explain_never_imports_training_benchmarks_or_the_app():
     unexpected = forbidden_edges(import_graph())
     assert not unexpected, "explain must not import: " + ", ".join(f"{a} -> {b}" for a, b in sorted(unexpected))
+
+
+def test_the_runtime_never_imports_metrics_evaluation_or_the_doctor():
+    unexpected = runtime_to_research(import_graph())
+    assert not unexpected, "runtime imports research code: " + ", ".join(f"{a} -> {b}" for a, b in sorted(unexpected))

@@ -1,4 +1,4 @@
-"""The Keras internals explain/graph.py replays models through are still there.
+"""The Keras internals explain/model/graph.py replays models through are still there.
 
 If this fails after a Keras upgrade, the message names the version and the
 internal that changed; the pin in requirements.txt is what the project is
@@ -8,7 +8,7 @@ tested with.
 import keras
 import numpy as np
 
-from explain.graph import capture_output, check_keras_internals, run_intercepted
+from explain.model.graph import capture_output, check_keras_internals, run_intercepted
 
 
 def test_keras_internals_are_present():

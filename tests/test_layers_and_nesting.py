@@ -6,7 +6,7 @@ import pytest
 
 from explain.engine import CamEngine
 from explain.errors import LayerError
-from explain.layers import find_target_layer, spatial_candidates
+from explain.model.layers import find_target_layer, spatial_candidates
 from synthetic import gap_dense_cnn
 
 

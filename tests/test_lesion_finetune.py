@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from explain.bundle import load_bundle
 from explain.engine import CamEngine
-from explain.layers import find_target_layer
+from explain.model.layers import find_target_layer
 from synthetic import LABELS, gap_dense_cnn, write_dataset, write_tiny_bundle
 from training import lesion_finetune as L
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from explain.engine import CamEngine
-from explain.layers import find_target_layer
+from explain.model.layers import find_target_layer
 from explain.overlay import upsample
 
 

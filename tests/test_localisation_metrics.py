@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from explain.lesions import box_iou, box_mask, merge_annotations, read_figshare_mask, read_lesions, Lesion
-from explain.localisation import (bright_blob_map, box_energy, box_energy_ratio, lesion_reliance, lesion_scores,
+from explain.evaluation.lesions import box_iou, box_mask, merge_annotations, read_figshare_mask, read_lesions, Lesion
+from explain.metrics.localisation import (bright_blob_map, box_energy, box_energy_ratio, lesion_reliance, lesion_scores,
                                   pointing_game, top_iou, uniform_map)
 
 SHAPE = (100, 120)

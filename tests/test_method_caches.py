@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from explain.engine import CamEngine
-from explain.layers import find_target_layer
+from explain.model.layers import find_target_layer
 from explain.methods import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, compute_maps, free, scorecam
 from explain.methods.cache import BoundedCache
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from explain.engine import CamEngine
-from explain.layers import find_target_layer
+from explain.model.layers import find_target_layer
 from explain.methods import (
     GRADIENT_FREE_METHODS,
     GRADIENT_METHODS,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from explain.bundle import load_bundle
-from explain.decode import decode_image
+from explain.io.decode import decode_image
 from explain.preprocess import InputSpec, preprocess
 from synthetic import LABELS, write_dataset
 from training import data as D

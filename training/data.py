@@ -1,6 +1,6 @@
 """Dataset access, the decoded-image cache, augmentation and batching.
 
-The input path is the app's own: :func:`explain.decode.decode_image` then
+The input path is the app's own: :func:`explain.io.decode.decode_image` then
 :func:`explain.preprocess.prepare_pixels` (cached once, uint8), then optional
 augmentation, then :func:`explain.preprocess.finish`. With augmentation off
 a batch equals what the app feeds the model for the same file.
@@ -19,9 +19,9 @@ import keras
 import numpy as np
 
 # The split reader lives in the library; re-exported so training code keeps one namespace.
-from explain.dataset import (DATA_ENV, LABELS, ROOT, Item, data_dir, fingerprint,  # noqa: F401
+from explain.evaluation.dataset import (DATA_ENV, LABELS, ROOT, Item, data_dir, fingerprint,  # noqa: F401
                              published_testing, read_split)
-from explain.decode import decode_image
+from explain.io.decode import decode_image
 from explain.preprocess import InputSpec, finish, prepare_pixels
 
 CACHE_VERSION = 1

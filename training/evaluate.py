@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from explain import classification as C
+from explain.metrics import classification as C
 from explain.bundle import BUNDLE_JSON, Bundle, load_bundle
 from explain.engine import CamEngine
-from explain.layers import find_target_layer
+from explain.model.layers import find_target_layer
 from explain.preprocess import finish
 
 from . import data as D

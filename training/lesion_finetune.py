@@ -63,7 +63,7 @@ from keras import ops
 from PIL import Image
 
 from explain.bundle import Bundle, load_bundle, save_bundle
-from explain.lesions import read_lesions
+from explain.evaluation.lesions import read_lesions
 from explain.preprocess import finish
 
 from . import data as D

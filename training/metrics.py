@@ -1,6 +1,6 @@
 """Evaluation summaries, calibration and bootstrap intervals.
 
-Confusion counts and the scores read off them are :mod:`explain.classification`
+Confusion counts and the scores read off them are :mod:`explain.metrics.classification`
 (shared with the doctor); calibration bins are scikit-learn's
 (:func:`sklearn.calibration.calibration_curve`) and the temperature search
 scipy's (:func:`scipy.optimize.minimize_scalar`).
@@ -13,7 +13,7 @@ Conventions used throughout:
 * ``logits``: float (N, K) pre-softmax scores.
 * ``cm``: int64 (K, K) confusion matrix, rows = true class, columns = predicted.
 
-Undefined values follow the rule of :mod:`explain.classification` (recall nan
+Undefined values follow the rule of :mod:`explain.metrics.classification` (recall nan
 for a class with no true images, left out of the macro averages).
 """
 
@@ -25,8 +25,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.calibration import calibration_curve
 
-from explain.classification import accuracy, class_mean, confusion_matrix, per_class
-from explain.stats import percentile_interval, resamples
+from explain.metrics.classification import accuracy, class_mean, confusion_matrix, per_class
+from explain.metrics.stats import percentile_interval, resamples
 
 #: Bins of the expected calibration error (Guo et al., 2017 use 15).
 ECE_BINS = 15

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from explain.sniff import has_dicom_suffix, is_dicom
+from explain.io.sniff import has_dicom_suffix, is_dicom
 from explain.errors import ExplainError, ImageDecodeError
 
 DEFAULT_MAX_ITEMS = 50
@@ -33,7 +33,7 @@ class TooManyItems(ExplainError, ValueError):
 
 
 def _dicom_frames(name: str, data: bytes, max_pixels: int) -> list[Item]:
-    from explain.dicom import count_frames, read_dicom
+    from explain.io.dicom import count_frames, read_dicom
 
     frames = count_frames(data)
     if frames == 1:

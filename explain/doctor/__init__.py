@@ -125,7 +125,7 @@ def diagnose(model, images, *, labels=None, preprocessing=None, color_mode=None,
     paths, classes, truth = list_images(images, limit)
     findings = [Finding(ERROR, check, message) for check, message in claims.problems]
     if claims.input_size is None:
-        from ..decode import decode_image
+        from ..io.decode import decode_image
 
         first = decode_image(paths[0])
         claims.input_size = (int(first.shape[0]), int(first.shape[1]))

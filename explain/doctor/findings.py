@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import stats
+from ..metrics import stats
 
 OK, WARNING, ERROR = "OK", "WARNING", "ERROR"
 SEVERITIES = (OK, WARNING, ERROR)
@@ -46,7 +46,7 @@ def interval(values) -> dict:
     """Mean of ``values`` (1-D numbers, e.g. bool correct-or-not per image) with a 95 % bootstrap interval.
 
     Returns {"mean", "low", "high", "n"} (floats, int), see
-    :func:`explain.stats.bootstrap_mean`.
+    :func:`explain.metrics.stats.bootstrap_mean`.
     """
     return stats.bootstrap_mean(np.asarray(values, np.float64), n_boot=BOOTSTRAP_RESAMPLES)
 

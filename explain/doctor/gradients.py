@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .. import sanity
+from ..metrics import sanity
 from ..engine import CamEngine
-from ..graph import capture_output, run_intercepted
+from ..model.graph import capture_output, run_intercepted
 from ..methods import GradCAM
 from ..methods.base import EMPTY_EPS, normalize_maps
 from .findings import OK, WARNING, Finding

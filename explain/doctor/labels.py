@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..classification import confusion_matrix
+from ..metrics.classification import confusion_matrix
 from .findings import OK, WARNING, Finding, fmt_interval, interval, paired_gain, severity_of_gain
 from .sample import Sample
 

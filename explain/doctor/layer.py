@@ -6,7 +6,7 @@ the predicted class:
 * ``randomisation``: mean Spearman correlation between the map and the map
   after the output block is re-initialised (Adebayo et al. 2018); a map that
   shows what the classifier learned must change: pass below
-  :data:`explain.sanity.SANITY_PASS_BELOW`.
+  :data:`explain.metrics.sanity.SANITY_PASS_BELOW`.
 * ``class_change``: mean Spearman correlation between the maps of the top two
   classes; near 1 means the layer draws the same map whatever the class.
 * ``head_energy``: share of the map's mass inside the head mask, in [0, 1].
@@ -26,11 +26,11 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 
-from .. import faithfulness, plausibility, sanity
+from ..metrics import faithfulness, plausibility, sanity
 from ..engine import CamEngine
 from ..errors import LayerError
-from ..layers import LayerPath, find_target_layer, spatial_candidates, walk
-from ..layers import output_shape as _shape
+from ..model.layers import LayerPath, find_target_layer, spatial_candidates, walk
+from ..model.layers import output_shape as _shape
 from .findings import ERROR, OK, WARNING, Finding
 
 #: Images every layer is measured on (spread over the sample), and the images
@@ -108,7 +108,7 @@ def randomised_head(model):
 
     Compiled engines read the variables at call time, so every engine built on
     ``model`` sees the randomised head without being traced again. The
-    re-initialised values come from :func:`explain.sanity.randomize_layers`.
+    re-initialised values come from :func:`explain.metrics.sanity.randomize_layers`.
     """
     steps = sanity.cascade_steps(model)
     if not steps:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..__main__ import collect
-from ..audit import spread
-from ..decode import decode_image
+from ..evaluation.audit import spread
+from ..io.decode import decode_image
 from ..errors import ExplainError
 
 
@@ -23,7 +23,7 @@ from ..errors import ExplainError
 class Sample:
     """Decoded images and, for a labelled sample, their classes.
 
-    images: list of N (H, W, 3) uint8 RGB arrays, as :func:`explain.decode.decode_image` gives them.
+    images: list of N (H, W, 3) uint8 RGB arrays, as :func:`explain.io.decode.decode_image` gives them.
     paths: the N files.
     classes: sorted class-folder names (empty for an unlabelled sample).
     truth: int64 (N,) index into ``classes``, or None for an unlabelled sample.

@@ -32,9 +32,9 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import bootstrap
 
-from ..classification import balanced_accuracy, confusion_matrix
-from ..graph import run_intercepted
-from ..layers import walk
+from ..metrics.classification import balanced_accuracy, confusion_matrix
+from ..model.graph import run_intercepted
+from ..model.layers import walk
 from ..preprocess import COLOR_MODES, NORMALIZATIONS, InputSpec, finish, prepare_pixels
 from .findings import (BOOTSTRAP_RESAMPLES, ERROR, OK, WARNING, Finding, fmt_interval, interval,
                        paired_gain, severity_of_gain)

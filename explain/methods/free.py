@@ -8,7 +8,7 @@ and use
 
 * its ``model``, ``target`` and ``input_shape`` for a small compiled pass of
   their own (:class:`ActivationProbe`, built on
-  :func:`explain.graph.run_intercepted`) that returns the target activation
+  :func:`explain.model.graph.run_intercepted`) that returns the target activation
   and the model output, and
 * its public, compiled ``predict`` for any further forward passes, so that
   the class scores are the same (temperature-scaled) probabilities the
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import LayerError
-from ..graph import capture_output, run_intercepted
+from ..model.graph import capture_output, run_intercepted
 from ..preprocess import as_model_batch
 from .base import normalize_maps
 from .cache import BoundedCache
@@ -40,7 +40,7 @@ class ActivationProbe:
     """Compiled ``x -> (target activation, model output)`` for one model and target layer.
 
     model: the engine's Keras model (never modified).
-    target: :class:`~explain.layers.LayerPath` of the layer to read.
+    target: :class:`~explain.model.layers.LayerPath` of the layer to read.
     input_shape: (h, w, C) of one model input.
     """
 

@@ -1,6 +1,6 @@
 """Faithfulness audit: every CAM method and metric over a split of clean_split.csv.
 
-    python -m explain.audit --model BUNDLE --split test [--methods gradcam scorecam ...] [--limit N]
+    python -m explain.evaluation.audit --model BUNDLE --split test [--methods gradcam scorecam ...] [--limit N]
 
 Per method (and for the random-map and centre-Gaussian baselines): deletion
 and insertion AUC, Average Drop / Increase in Confidence, ROAD MoRF / LeRF,
@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import faithfulness, plausibility, road, sanity, stats
-from .bundle import Bundle, add_model_options, load_from_args
+from ..metrics import faithfulness, plausibility, road, sanity, stats
+from ..bundle import Bundle, add_model_options, load_from_args
 from .dataset import data_dir, read_split
-from .methods import GRADIENT_METHODS, METHODS, compute_maps
-from .pipeline import Explainer
-from .preprocess import prepare_pixels
-from .tta import smoothed_maps
-from .progress import progress
+from ..methods import GRADIENT_METHODS, METHODS, compute_maps
+from ..pipeline import Explainer
+from ..preprocess import prepare_pixels
+from ..tta import smoothed_maps
+from ..progress import progress
 
 BASELINES = ("random", "centre")
 TTA_SUFFIX = "+tta"
@@ -50,7 +50,7 @@ NO_TUMOUR_LABELS = frozenset({"notumor", "no_tumor", "no tumor", "no_tumour", "n
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m explain.audit", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m explain.evaluation.audit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(p)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -63,7 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=faithfulness.DEFAULT_STEPS, help="deletion/insertion steps")
     p.add_argument("--sanity-images", type=int, default=24, help="images for the randomisation check")
     p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--lesions", help="lesion annotation file (see explain/lesions.py): adds lesion rows")
+    p.add_argument("--lesions", help="lesion annotation file (see explain/evaluation/lesions.py): adds lesion rows")
     p.add_argument("--lesions-only", action="store_true",
                    help="with --lesions: only the lesion rows (no faithfulness curves, no sanity check); "
                         "an audit.json already in --out keeps its other results")
@@ -215,7 +215,7 @@ def sanity_check(bundle: Bundle, explainer: Explainer, items, folder: Path, meth
     """Cascading randomisation from the output layer down to the input.
 
     Returns {"layers": group per step, "methods": {name: mean Spearman per
-    step}, "passed": {name: bool}} (see :func:`explain.sanity.sanity_passes`).
+    step}, "passed": {name: bool}} (see :func:`explain.metrics.sanity.sanity_passes`).
     """
     loaded = [explainer.load(folder / i.path) for i in items]
     batch = np.stack([x for _, x in loaded])
@@ -288,15 +288,15 @@ def to_markdown(report: dict) -> str:
 
 def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n_boot: int,
                    base: Path | None = None) -> dict:
-    """Lesion metrics (explain.localisation) per method and baseline, overall and per class.
+    """Lesion metrics (explain.metrics.localisation) per method and baseline, overall and per class.
 
     Only annotated images with a box or mask count. The map explains the
     image's true class (the lesion's), upsampled to the original image as
     the app shows it. Returns {"n_images", "rows": {row: {"overall"|class:
     {metric: bootstrap_mean}}}}.
     """
-    from .localisation import METRICS, RELIANCE_METRICS, baseline_maps, lesion_reliance, lesion_scores
-    from .overlay import upsample
+    from ..metrics.localisation import METRICS, RELIANCE_METRICS, baseline_maps, lesion_reliance, lesion_scores
+    from ..overlay import upsample
 
     per_row: dict[str, dict[str, list[dict]]] = {}
     reliance: dict[str, list[dict]] = {}
@@ -375,7 +375,7 @@ def main(argv=None) -> int:
     report = {
         "model": str(bundle.path), "split": args.split, "n_images": len(items),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m explain.audit " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m explain.evaluation.audit " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     if args.lesions_only and not args.lesions:
         raise SystemExit("error: --lesions-only needs --lesions FILE")

@@ -13,7 +13,7 @@ original image's pixels, x to the right and y down, covering
 be seen (the note says why). Raw annotator files (``{"annotator": ...,
 "images": {...}}``) are read the same way.
 
-    python -m explain.lesions merge A1.json A2.json --with B1.json B2.json --out merged.json
+    python -m explain.evaluation.lesions merge A1.json A2.json --with B1.json B2.json --out merged.json
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def _read_many(paths) -> dict[str, Lesion]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m explain.lesions", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m explain.evaluation.lesions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=("merge", "agreement"))
     p.add_argument("first", nargs="+", help="annotator A's files")

@@ -2,7 +2,7 @@
 
 :func:`head_mask`, :func:`energy_inside`, :func:`head_energy`, and the
 baselines a real map should beat: :func:`random_map`, :func:`center_gaussian_map`.
-Conventions: see :mod:`explain.saliency`.
+Conventions: see :mod:`explain.metrics.base`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .saliency import as_image, resize_map
+from .base import as_image, resize_map
 
 def head_mask(
     image, threshold: float | None = None, close_frac: float = 0.03, open_frac: float = 0.01

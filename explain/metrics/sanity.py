@@ -46,7 +46,7 @@ def cascade_steps(model, max_steps: int = 8) -> list[tuple[str, list[str]]]:
     """
     import keras
 
-    from .layers import walk
+    from ..model.layers import walk
 
     weighted = [p for p in walk(model) if p.layer.weights and not isinstance(p.layer, keras.Model)]
     groups: list[tuple[str, list[str]]] = []
@@ -112,7 +112,7 @@ def randomize_layers(model, layer_names: Sequence[str], seed: int = 0):
     """
     import keras
 
-    from .layers import walk
+    from ..model.layers import walk
 
     # recursive=True: nested models must be rebuilt, not reused, or resetting a
     # layer of a transfer-learning base would reset the original's too.

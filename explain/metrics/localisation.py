@@ -2,7 +2,7 @@
 
 Every function takes ``heatmap``: (H, W) float in [0, 1] at the ORIGINAL
 image's resolution (as ``Explanation.heatmap``), and ``mask``: (H, W) bool,
-True on the lesion (``explain.lesions.box_mask``).
+True on the lesion (``explain.evaluation.lesions.box_mask``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from .faithfulness import blur_image
 from .plausibility import center_gaussian_map
-from .saliency import PredictFn
+from .base import PredictFn
 
 TOLERANCES_PX = (0, 8)
 TOP_FRACTIONS = (0.05, 0.10, 0.20)
@@ -103,7 +103,7 @@ def baseline_maps(rgb: np.ndarray) -> dict[str, np.ndarray]:
 def lesion_reliance(x: np.ndarray, mask: np.ndarray, predict_fn: PredictFn, cls: int) -> dict[str, float]:
     """Does the model's score need the lesion? Class ``cls``'s probability on the model input
     ``x`` (h, w, C) float32 and on ``x`` with the lesion replaced by the Gaussian blur that
-    starts the insertion curve (:func:`explain.faithfulness.blur_image`; the lesion-guided
+    starts the insertion curve (:func:`explain.metrics.faithfulness.blur_image`; the lesion-guided
     training removes lesions by inpainting, a different fill); ``mask`` (H, W) bool at the
     original image's resolution, mapped to the input by area (edge pixels blend).
 

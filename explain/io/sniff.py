@@ -1,7 +1,7 @@
 """Which reader a file goes to: the accepted formats and DICOM recognition.
 
 Only looks at a few header bytes or the file name, never decodes, and
-imports nothing of the package: :mod:`explain.decode`, :mod:`explain.dicom`,
+imports nothing of the package: :mod:`explain.io.decode`, :mod:`explain.io.dicom`,
 the CLI and the UI all ask the same questions here.
 """
 

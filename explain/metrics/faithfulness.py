@@ -2,7 +2,7 @@
 
 :func:`deletion_auc`, :func:`insertion_auc` (Petsiuk et al., RISE, 2018) and
 :func:`average_drop_and_increase` (Chattopadhyay et al., Grad-CAM++, 2018).
-Conventions (image, saliency, predict_fn): see :mod:`explain.saliency`.
+Conventions (image, saliency, predict_fn): see :mod:`explain.metrics.base`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .saliency import PredictFn, as_image, predict_batched, resize_map
+from .base import PredictFn, as_image, predict_batched, resize_map
 
 #: Steps of the deletion/insertion curves (RISE uses one step per 224 px row).
 DEFAULT_STEPS = 32

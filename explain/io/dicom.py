@@ -1,6 +1,6 @@
 """Read one DICOM image into the same display array as every other format.
 
-:func:`read_dicom` is called by :func:`explain.decode.decode_image` when the
+:func:`read_dicom` is called by :func:`explain.io.decode.decode_image` when the
 bytes carry the DICOM marker (or the file is named ``.dcm``); it is not meant
 to be the only DICOM viewer a site needs, only to show a slice the way a
 radiologist's default window would.
@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .errors import ImageDecodeError
+from ..errors import ImageDecodeError
 from .limits import check_pixels
 from .sniff import ACCEPTED, is_dicom
 

@@ -2,7 +2,7 @@
 
 Removed pixels are filled by linear imputation from their neighbours instead
 of a constant, so that the class score measures the information removed, not
-the shape of the hole. Conventions: see :mod:`explain.saliency`.
+the shape of the hole. Conventions: see :mod:`explain.metrics.base`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .faithfulness import DEFAULT_BATCH, _pixel_order
-from .saliency import PredictFn, as_image, predict_batched
+from .base import PredictFn, as_image, predict_batched
 
 #: Neighbour weights of ROAD's linear imputation: 1/6 for the 4 direct, 1/12 for
 #: the 4 diagonal neighbours.

@@ -26,7 +26,7 @@ import inspect
 import keras
 from keras.src.models.functional import Functional
 
-from .errors import BundleError
+from ..errors import BundleError
 
 LayerCall = Callable[..., object]
 
@@ -92,7 +92,7 @@ def check_keras_internals() -> None:
         problems.append("KerasTensor._keras_history.operation")
     if problems:
         raise RuntimeError(
-            f"Keras {keras.__version__} changed internals that explain/graph.py relies on: "
+            f"Keras {keras.__version__} changed internals that explain/model/graph.py relies on: "
             + "; ".join(problems) + ". The project is tested with the Keras pinned in requirements.txt."
         )
 

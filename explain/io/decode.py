@@ -7,7 +7,7 @@ Output of :func:`decode_image`: ``np.uint8`` array of shape ``(H, W, 3)``,
 RGB, values 0..255, EXIF orientation applied. Grayscale sources are
 replicated to three channels; colour conversion for the model happens later,
 in :mod:`explain.preprocess`. DICOM files are recognised by their header (or a
-``.dcm`` name) and handed to :mod:`explain.dicom`.
+``.dcm`` name) and handed to :mod:`explain.io.dicom`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .dicom import read_dicom
-from .errors import ImageDecodeError
+from ..errors import ImageDecodeError
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, check_bytes, check_pixels
 from .sniff import ACCEPTED_ALL, PIL_FORMATS, has_dicom_suffix, is_dicom
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The repository root (the default data folder is its sibling ../shared/data/brain-tumor-mri).
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA_ENV = "BRAIN_MRI_DATA"
 LABELS = ("glioma", "meningioma", "notumor", "pituitary")
 

@@ -1,7 +1,7 @@
 """What the metric modules share: map resizing, image checks, batched prediction.
 
-Conventions of every metric (:mod:`explain.faithfulness`, :mod:`explain.road`,
-:mod:`explain.plausibility`, :mod:`explain.sanity`):
+Conventions of every metric (:mod:`explain.metrics.faithfulness`, :mod:`explain.metrics.road`,
+:mod:`explain.metrics.plausibility`, :mod:`explain.metrics.sanity`):
 
 * ``image``: float32 (h, w, C), a *model input* (already preprocessed). Any
   "removed" value (zeros, the masked part of a product) is therefore 0 in the

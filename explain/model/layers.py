@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import keras
 
-from .errors import LayerError
+from ..errors import LayerError
 
 #: Xception's last spatial layers, best first: the ReLU after the last
 #: separable conv gives the sharpest class-discriminative map.

@@ -1,14 +1,14 @@
 """Size limits on an upload, checked before any pixel is decoded.
 
-Shared by every reader (:mod:`explain.decode` for Pillow formats and numpy
-arrays, :mod:`explain.dicom` for DICOM), so that the same image is refused
+Shared by every reader (:mod:`explain.io.decode` for Pillow formats and numpy
+arrays, :mod:`explain.io.dicom` for DICOM), so that the same image is refused
 with the same message whichever way it arrives. Imports nothing of the
 package but its errors.
 """
 
 from __future__ import annotations
 
-from .errors import ImageDecodeError
+from ..errors import ImageDecodeError
 
 #: Defaults for the checks made before any pixel is decoded. Both can be
 #: overridden per call and, in the app, from the command line / environment.
