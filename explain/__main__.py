@@ -14,14 +14,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .bundle import add_model_options, load_from_args
-from .io.sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom
-from .errors import ExplainError
-from .methods import METHODS
-from .pipeline import DEFAULT_METHOD, Explainer
-from .progress import progress
-from .report import write_result
-from .tta import TTA_COPIES
+from .quiet import import_tensorflow
+
+# Before anything imports TensorFlow: its C++ start-up lines stay off the output unless --verbose.
+import_tensorflow(quiet="--verbose" not in sys.argv[1:])
+
+from .bundle import add_model_options, load_from_args  # noqa: E402
+from .io.sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom  # noqa: E402
+from .errors import ExplainError  # noqa: E402
+from .methods import METHODS  # noqa: E402
+from .pipeline import DEFAULT_METHOD, Explainer  # noqa: E402
+from .progress import progress  # noqa: E402
+from .report import write_result  # noqa: E402
+from .tta import TTA_COPIES  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm", ".dicom"}
 
@@ -47,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--tta", action="store_true",
                    help=f"smooth each map over flipped and brightness-shifted copies ({TTA_COPIES}x the CAM cost)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (0..1)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logging")
     return p.parse_args(argv)
 
 

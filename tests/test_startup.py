@@ -46,3 +46,41 @@ def test_quiet_start_serves_shipped_examples_without_the_dataset(tmp_path):
         assert len(shipped) == 8 and names == shipped, (names, shipped)
     finally:
         stop_process(proc)
+
+
+# TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probing, CPU features).
+TF_STARTUP_MARKERS = ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cuInit",
+                      "cpu_feature_guard", "This TensorFlow binary is optimized")
+
+
+def _run_cli(args, tmp_path):
+    env = {**os.environ, "BRAIN_MRI_DATA": str(tmp_path)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands must be quiet on their own
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=START_TIMEOUT_S)
+
+
+def _tf_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if any(m in line for m in TF_STARTUP_MARKERS)]
+
+
+def test_cli_starts_quietly_and_verbose_brings_the_logs_back(tmp_path):
+    image = str(ROOT / "examples" / "glioma_Tr-gl_0915.jpg")
+    quiet = _run_cli(["explain", image, "--out", str(tmp_path / "q")], tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert not _tf_lines(quiet.stderr), quiet.stderr
+    assert quiet.stderr.splitlines()[0].startswith("model "), quiet.stderr
+    verbose = _run_cli(["explain", image, "--out", str(tmp_path / "v"), "--verbose"], tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert _tf_lines(verbose.stderr), verbose.stderr
+
+
+def test_doctor_starts_quietly(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((ROOT / "examples").glob("*.jpg"))[:4]:
+        (images / path.name).write_bytes(path.read_bytes())
+    run = _run_cli(["explain.doctor", "--images", str(images), "--limit", "4"], tmp_path)
+    assert run.returncode in (0, 1), run.stderr
+    assert run.stdout.startswith("model "), run.stdout
+    assert not _tf_lines(run.stderr + run.stdout), run.stderr

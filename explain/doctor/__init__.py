@@ -22,14 +22,16 @@ gradients      :mod:`.gradients`: empty maps, saturated softmax, tutorial softma
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..quiet import import_tensorflow
 
-# Before the checks import TensorFlow themselves: keeps its C++ start-up lines off the report.
-import_tensorflow()
+# Before the checks import TensorFlow themselves: keeps its C++ start-up lines off the report
+# (``python -m explain.doctor --verbose`` brings them back).
+import_tensorflow(quiet="--verbose" not in sys.argv[1:])
 
 from ..errors import LayerError  # noqa: E402
 from ..progress import progress  # noqa: E402

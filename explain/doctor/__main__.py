@@ -32,6 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="use at most N images, spread evenly (default: all)")
     p.add_argument("--json", dest="json_out", help="write the full report as JSON to this file")
     p.add_argument("--write-bundle", help="write a bundle folder with the recommended settings")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logging")
     return p.parse_args(argv)
 
 
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from ..quiet import import_tensorflow
 
-    tf = import_tensorflow()
+    tf = import_tensorflow(quiet=not args.verbose)
     if tf is not None:
         # Every measured layer gets its own compiled engine; TensorFlow's "retracing" advice does not apply.
         tf.get_logger().setLevel("ERROR")
