@@ -19,14 +19,14 @@ from .quiet import import_tensorflow
 # Before anything imports TensorFlow: its C++ start-up lines stay off the output unless --verbose.
 import_tensorflow(quiet="--verbose" not in sys.argv[1:])
 
-from .bundle import add_model_options, load_from_args  # noqa: E402
-from .io.sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom  # noqa: E402
-from .errors import ExplainError  # noqa: E402
-from .methods import METHODS  # noqa: E402
-from .pipeline import DEFAULT_METHOD, Explainer  # noqa: E402
-from .progress import progress  # noqa: E402
-from .report import write_result  # noqa: E402
-from .tta import TTA_COPIES  # noqa: E402
+from .bundle import add_model_options, load_from_args
+from .errors import ExplainError
+from .io.sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom
+from .methods import METHODS
+from .pipeline import DEFAULT_METHOD, Explainer
+from .progress import progress
+from .report import write_result
+from .tta import TTA_COPIES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm", ".dicom"}
 

@@ -56,7 +56,7 @@ TF_STARTUP_MARKERS = ("absl::InitializeLog", "oneDNN custom operations", "cuda d
 def _run_cli(args, tmp_path):
     env = {**os.environ, "BRAIN_MRI_DATA": str(tmp_path)}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the commands must be quiet on their own
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False,
                           timeout=START_TIMEOUT_S)
 
 
