@@ -144,6 +144,26 @@ def _check_fields(config: dict, where: str) -> None:
         raise BundleError(f"{where}: 'temperature' must be a positive number, found {temperature!r}.")
 
 
+def locate(source: str | Path) -> tuple[dict, Path]:
+    """(checked ``bundle.json`` config, model file) of a bundle folder; ({}, the file) for a bare ``.keras``/``.h5``.
+
+    The one place that decides what a model source is, for the app, the CLI and the doctor.
+    """
+    source = Path(source)
+    if source.is_dir():
+        config = read_config(source)
+        return config, source / config.get("model_file", MODEL_FILE)
+    if source.is_file():
+        if source.suffix not in (".keras", ".h5"):
+            raise BundleError(f"{source}: expected a bundle folder, a .keras or an .h5 file.")
+        return {}, source
+    raise BundleError(
+        f"No model at {source}. Train the default one with "
+        "`python -m training.train --arch compact --out models/default`, or point --model "
+        "at a bundle folder or a .keras file."
+    )
+
+
 def load_bundle(
     source: str | Path,
     *,
@@ -160,12 +180,8 @@ def load_bundle(
     folder, given options override ``bundle.json``.
     """
     source = Path(source)
-    if source.is_dir():
-        config = read_config(source)
-        model_path = source / config.get("model_file", MODEL_FILE)
-    elif source.is_file():
-        if source.suffix not in (".keras", ".h5"):
-            raise BundleError(f"{source}: expected a bundle folder, a .keras or an .h5 file.")
+    config, model_path = locate(source)
+    if not config:  # a bare model file: nothing is claimed but what was given
         missing = [n for n, v in (("labels", labels), ("preprocessing", preprocessing)) if not v]
         if missing:
             raise BundleError(
@@ -173,14 +189,6 @@ def load_bundle(
                 "(e.g. --labels glioma,meningioma,notumor,pituitary --preprocessing rescale), "
                 "or make a bundle with `python -m explain.bundle`."
             )
-        config = {"labels": labels, "preprocessing": preprocessing, "model_file": source.name}
-        model_path = source
-    else:
-        raise BundleError(
-            f"No model at {source}. Train the default one with "
-            "`python -m training.train --arch compact --out models/default`, or point --model "
-            "at a bundle folder or a .keras file."
-        )
     overrides = {"labels": labels, "preprocessing": preprocessing, "color_mode": color_mode,
                  "target_layer": target_layer, "input_size": list(input_size) if input_size else None}
     config.update({k: v for k, v in overrides.items() if v})
@@ -249,24 +257,8 @@ def from_model(
     from .model.layers import find_target_layer
 
     name = getattr(model, "name", "model")
-    inputs = getattr(model, "inputs", None)
-    if not inputs:
-        raise BundleError(
-            f"Model {name!r} has no defined input. Sequential models need one: "
-            "keras.Sequential([keras.Input((h, w, 3)), ...])."
-        )
-    if len(inputs) != 1:
-        raise BundleError(f"Model {name!r} has {len(inputs)} inputs; expected one image input.")
-    shape = tuple(inputs[0].shape)
-    if len(shape) != 4 or shape[3] not in (1, 3):
-        raise BundleError(
-            f"Model {name!r} takes input of shape {shape}; expected an image batch (None, H, W, 1 or 3)."
-        )
+    shape, out_shape = image_classifier_shapes(model)
     size = _input_size(name, shape, input_size)
-    outputs = model.outputs
-    out_shape = tuple(outputs[0].shape) if outputs and len(outputs) == 1 else None
-    if out_shape is None or len(out_shape) != 2:
-        raise BundleError(f"Model {name!r} must have one output of shape (None, classes); found {out_shape}.")
     if out_shape[1] != len(labels):
         raise BundleError(
             f"Model {name!r} outputs {out_shape[1]} classes but {len(labels)} labels were given "
@@ -282,6 +274,32 @@ def from_model(
         raise BundleError(str(exc)) from None
     return Bundle(model, list(labels), spec, target_layer or "auto", float(temperature),
                   dict(metadata or {}), path)
+
+
+def image_classifier_shapes(model) -> tuple[tuple, tuple]:
+    """(input shape (None, H, W, 1 or 3), output shape (None, K)) of a single-input image classifier.
+
+    BundleError saying what is wrong for any other model: nothing can be explained (or diagnosed) then.
+    """
+    name = getattr(model, "name", "model")
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise BundleError(
+            f"Model {name!r} has no defined input. Sequential models need one: "
+            "keras.Sequential([keras.Input((h, w, 3)), ...])."
+        )
+    if len(inputs) != 1:
+        raise BundleError(f"Model {name!r} has {len(inputs)} inputs; expected one image input.")
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4 or shape[3] not in (1, 3):
+        raise BundleError(
+            f"Model {name!r} takes input of shape {shape}; expected an image batch (None, H, W, 1 or 3)."
+        )
+    outputs = getattr(model, "outputs", None)
+    out_shape = tuple(outputs[0].shape) if outputs and len(outputs) == 1 else None
+    if out_shape is None or len(out_shape) != 2:
+        raise BundleError(f"Model {name!r} must have one output of shape (None, classes); found {out_shape}.")
+    return shape, out_shape
 
 
 def _input_size(name, shape, input_size) -> tuple[int, int]:

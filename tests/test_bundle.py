@@ -59,6 +59,21 @@ def test_missing_pieces(tmp_path, bundle_dir):
         load_bundle(bundle_dir)
 
 
+def test_the_doctor_refuses_what_the_bundle_refuses(tmp_path):
+    """One set of checks: the doctor loads through the bundle's own (locate, image_classifier_shapes)."""
+    from explain.doctor.claims import load_claims
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    dense_only = tmp_path / "dense.keras"
+    keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="softmax")]).save(dense_only)
+    bare = {"labels": LABELS, "preprocessing": "rescale"}
+    for load in (load_bundle, load_claims):
+        for source, message in [(tmp_path / "absent", "No model at"), (tmp_path / "notes.txt", "expected a bundle"),
+                                (tmp_path, "bundle.json is missing"), (dense_only, "image batch")]:
+            with pytest.raises(BundleError, match=message):
+                load(source, **bare)
+
+
 def test_bare_model_file_needs_labels_and_preprocessing(tmp_path):
     path = tmp_path / "m.keras"
     gap_dense_cnn().save(path)

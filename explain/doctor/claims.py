@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..bundle import MODEL_FILE, load_model_file, read_config
-from ..errors import BundleError
+from ..bundle import image_classifier_shapes, load_model_file, locate
 
 
 @dataclass
@@ -51,27 +50,16 @@ def load_claims(source, *, labels=None, preprocessing=None, color_mode=None, lay
     """Load ``source`` (bundle folder or .keras/.h5 file) and collect the claims; options override the bundle.
 
     Raises :class:`explain.errors.BundleError` when there is no model to load
-    or it is not a single-input image classifier (nothing to diagnose then).
+    or it is not a single-input image classifier (nothing to diagnose then): the
+    checks of :func:`explain.bundle.load_bundle` itself (:func:`~explain.bundle.locate`,
+    :func:`~explain.bundle.image_classifier_shapes`). What the bundle refuses
+    but the doctor reports instead (a label count or input size that does not
+    fit the model) becomes a problem here.
     """
     source = Path(source)
-    config: dict = {}
-    if source.is_dir():
-        config = read_config(source)
-        model_file = source / config.get("model_file", MODEL_FILE)
-    elif source.is_file() and source.suffix in (".keras", ".h5"):
-        model_file = source
-    else:
-        raise BundleError(f"{source}: expected a bundle folder or a .keras/.h5 model file.")
+    config, model_file = locate(source)
     model = load_model_file(model_file)
-    inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
-    in_shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
-    out_shape = tuple(outputs[0].shape) if len(outputs) == 1 else ()
-    if len(in_shape) != 4 or in_shape[3] not in (1, 3):
-        raise BundleError(f"{model_file}: the model takes {in_shape or 'several inputs'}; "
-                          "the doctor needs one image input (None, H, W, 1 or 3).")
-    if len(out_shape) != 2:
-        raise BundleError(f"{model_file}: the model outputs {out_shape or 'several tensors'}; "
-                          "the doctor needs one class-score output (None, classes).")
+    in_shape, out_shape = image_classifier_shapes(model)
     claims = Claims(
         model=model, model_file=model_file, source=source, is_bundle=source.is_dir(),
         labels=labels or config.get("labels"),
