@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import tensorflow as tf
-from scipy.stats import bootstrap
 
+from ..metrics import stats
 from ..metrics.classification import balanced_accuracy, confusion_matrix
 from ..model.graph import run_intercepted
 from ..model.layers import walk
@@ -212,7 +212,7 @@ def resampled_balanced_accuracy(truth, pred, axis: int = -1) -> np.ndarray:
     """Balanced accuracy of every resample at once: int (..., n), int (..., n) -> float64 (...).
 
     The rule of :func:`sklearn.metrics.balanced_accuracy_score` (mean recall
-    over the classes a resample holds), vectorised for :func:`scipy.stats.bootstrap`.
+    over the classes a resample holds), vectorised over leading axes.
     """
     truth, pred = np.moveaxis(np.asarray(truth), axis, -1), np.moveaxis(np.asarray(pred), axis, -1)
     recalls = []
@@ -227,9 +227,8 @@ def _balanced_interval(truth_units: np.ndarray, pred: np.ndarray, n_units: int) 
     point = balanced_accuracy(confusion_matrix(truth_units, pred, n_units))
     if len(pred) < 2 or np.all(truth_units == pred):
         return {"mean": point, "low": point, "high": point, "n": int(len(pred))}
-    res = bootstrap((truth_units, pred), resampled_balanced_accuracy, paired=True, vectorized=True,
-                    method="percentile", n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(0))
-    low, high = res.confidence_interval
+    low, high = stats.bootstrap_interval(lambda idx: resampled_balanced_accuracy(truth_units[idx], pred[idx]),
+                                         len(pred), BOOTSTRAP_RESAMPLES)
     return {"mean": point, "low": float(low), "high": float(high), "n": int(len(pred))}
 
 

@@ -1,13 +1,16 @@
-"""Percentile-bootstrap intervals, one implementation for the audit and the evaluation.
+"""Percentile-bootstrap intervals, one implementation for the audit, the doctor and the evaluation.
 
 Resamples are drawn one at a time with ``numpy.random.default_rng(seed)``:
 ``rng.integers(0, n, size=n)`` per resample, so a given seed gives the same
-resamples wherever they are used.
+resamples wherever they are used. (Drawn at once, ``rng.integers(0, n, (n_boot, n))``,
+they are the same index arrays: the doctor's balanced-accuracy intervals, once
+``scipy.stats.bootstrap(..., paired=True, method="percentile")``, are unchanged
+on this implementation.)
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -30,6 +33,16 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, n_boot: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Central ``level`` percentile-bootstrap interval of ``statistic`` over ``n`` paired observations.
+
+    statistic: index array (n,) int64 -> float, the statistic of that resample
+    (index every paired array with it). Resamples where it is NaN are ignored.
+    """
+    return percentile_interval([statistic(idx) for idx in resamples(n, n_boot, seed)], level)
+
+
 def bootstrap_mean(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """Mean of ``values`` with a percentile-bootstrap interval.
 
@@ -43,6 +56,5 @@ def bootstrap_mean(values, n_boot: int = 1000, seed: int = 0, level: float = 0.9
     mean = float(data.mean())
     if n_boot < 1 or data.size < 2:
         return {"mean": mean, "low": mean, "high": mean, "n": int(data.size)}
-    means = [data[idx].mean() for idx in resamples(data.size, n_boot, seed)]
-    low, high = percentile_interval(means, level)
+    low, high = bootstrap_interval(lambda idx: data[idx].mean(), data.size, n_boot, seed, level)
     return {"mean": mean, "low": low, "high": high, "n": int(data.size)}
