@@ -10,7 +10,10 @@ the logit does not.
 Engines of one model, layer, input shape and temperature form a family: each
 method's engine is built once, on first use, by :meth:`CamEngine.for_method`
 and shared by every caller that reaches it through the family (the pipeline,
-:func:`explain.methods.compute_maps`). That family is the only engine cache.
+:func:`explain.methods.compute_maps`). The family also keeps the gradient-free
+methods' compiled helpers (:meth:`CamEngine.shared`). It is the only cache of
+compiled functions, and it lives as long as its engines (the Explainer's): no
+module-level store outlives them.
 """
 
 from __future__ import annotations
@@ -109,6 +112,20 @@ class CamEngine:
                 engine = CamEngine(self.model, self.target, self.input_shape, method=method,
                                    temperature=self.temperature, _family=family)
             return engine
+
+    def shared(self, key, build):
+        """The family's value for ``key``, ``build()`` on first use: helpers compiled once per model,
+        layer, input shape and temperature (the gradient-free methods' probe and mask builders).
+
+        Thread-safe: a key is built once however many threads ask at the same time.
+        ``build`` runs under the family's lock, so it must be cheap (create a
+        ``tf.function``, do not trace it).
+        """
+        family = self._family
+        with family.lock:
+            if key not in family.helpers:
+                family.helpers[key] = build()
+            return family.helpers[key]
 
     def _verify_logits(self) -> None:
         """Fail at start-up if the captured logits do not reproduce the model's own output.
@@ -229,12 +246,14 @@ class CamEngine:
 
 
 class _Family:
-    """The engines of one model, target layer, input shape and temperature: one per method type."""
+    """What one model, target layer, input shape and temperature share: an engine per method type,
+    and the helpers of :meth:`CamEngine.shared` (a few per family: their keys are fixed by it)."""
 
     def __init__(self):
         # Reentrant: building an engine registers it in the family while the lock is held.
         self.lock = threading.RLock()
         self.engines: dict[type, CamEngine] = {}
+        self.helpers: dict = {}
 
 
 def _head_activation(layer) -> str:

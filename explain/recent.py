@@ -11,9 +11,10 @@ import hashlib
 import os
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Hashable
+
+from cachetools import Cache, LRUCache, TTLCache
 
 if TYPE_CHECKING:  # a type hint only: importing the pipeline would pull in TensorFlow
     from .pipeline import Explanation
@@ -39,14 +40,15 @@ def file_key(path, max_bytes: int = 64 * 2**20) -> tuple | None:
 
 
 class RecentExplanations:
-    """A small least-recently-used store of explanations.
+    """A small least-recently-used store of explanations: a :class:`cachetools.TTLCache` behind a lock.
 
     entries: how many to keep. max_pixels: explanations of larger images are
     returned but not kept, so memory stays under about entries x max_pixels x
     7 bytes (the RGB image plus the float32 heatmap). ttl_seconds: entries
-    older than this are dropped at the next call, and by :meth:`expire_every`'s
-    timer while no call comes, so pixels of an upload do not outlive the app's
-    deletion of the upload itself (None: no limit).
+    older than this (since stored) are dropped at the next call, and by
+    :meth:`expire_every`'s timer while no call comes (a TTLCache frees memory
+    only when it is used), so pixels of an upload do not outlive the app's
+    deletion of the upload itself (None: no limit, a :class:`cachetools.LRUCache`).
     """
 
     def __init__(self, entries: int = 8, max_pixels: int = 1_048_576, ttl_seconds: float | None = 600.0,
@@ -54,8 +56,8 @@ class RecentExplanations:
         if entries < 1 or max_pixels < 1 or (ttl_seconds is not None and ttl_seconds <= 0):
             raise ValueError("entries, max_pixels and ttl_seconds must be positive")
         self.entries, self.max_pixels, self.ttl_seconds = entries, max_pixels, ttl_seconds
-        self._clock = clock
-        self._items: OrderedDict[Hashable, tuple[float, Explanation]] = OrderedDict()
+        self._items: Cache = (
+            LRUCache(entries) if ttl_seconds is None else TTLCache(entries, ttl_seconds, timer=clock))
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -80,12 +82,11 @@ class RecentExplanations:
     def expire(self) -> None:
         """Drop the entries older than ``ttl_seconds`` now."""
         with self._lock:
-            self._drop_expired(self._clock())
+            self._expire()
 
-    def _drop_expired(self, now: float) -> None:
-        if self.ttl_seconds is not None:
-            for key in [k for k, (stored, _) in self._items.items() if now - stored > self.ttl_seconds]:
-                del self._items[key]
+    def _expire(self) -> None:
+        if isinstance(self._items, TTLCache):
+            self._items.expire()
 
     def get(self, key: Hashable | None, compute: Callable[[], Explanation]) -> Explanation:
         """The stored explanation for ``key``, else ``compute()`` (stored if small enough).
@@ -94,16 +95,12 @@ class RecentExplanations:
         computes, so the caller's own error for that file is raised.
         """
         with self._lock:
-            self._drop_expired(self._clock())
+            self._expire()
             if key is not None and key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key][1]
+                return self._items[key]  # marks it the most recently used
         result = compute()
         h, w = result.image.shape[:2]
         if key is not None and h * w <= self.max_pixels:
             with self._lock:
-                self._items[key] = (self._clock(), result)
-                self._items.move_to_end(key)
-                while len(self._items) > self.entries:
-                    self._items.popitem(last=False)
+                self._items[key] = result  # evicts the least recently used beyond ``entries``
         return result

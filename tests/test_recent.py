@@ -22,8 +22,9 @@ def counting(side: int = 8):
     return compute, calls
 
 
-def test_same_key_computes_once_and_evicts_least_recently_used():
-    recent = RecentExplanations(entries=2)
+@pytest.mark.parametrize("ttl", [600.0, None])
+def test_same_key_computes_once_and_evicts_least_recently_used(ttl):
+    recent = RecentExplanations(entries=2, ttl_seconds=ttl)
     compute, calls = counting()
     first = recent.get("a", compute)
     assert recent.get("a", compute) is first and len(calls) == 1

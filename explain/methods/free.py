@@ -21,8 +21,6 @@ exactly as the gradient methods' maps are. Nothing here imports
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import tensorflow as tf
 
@@ -30,10 +28,6 @@ from ..errors import LayerError
 from ..model.graph import capture_output, run_intercepted
 from ..preprocess import as_model_batch
 from .base import normalize_maps
-from .cache import BoundedCache
-
-#: Probes kept at once (one per engine; an app has one or two engines).
-PROBE_CACHE_SIZE = 8
 
 
 class ActivationProbe:
@@ -64,17 +58,11 @@ class ActivationProbe:
         return acts.numpy().astype(np.float32), out.numpy().astype(np.float32)
 
 
-# One probe per engine, built on first use, keyed by a weak reference to the
-# engine: the probe holds the model, never the engine, so an entry goes stale
-# when its engine dies and is dropped on the next call.
-_PROBES: BoundedCache[ActivationProbe] = BoundedCache(PROBE_CACHE_SIZE)
-
-
 def probe_for(engine) -> ActivationProbe:
-    """The cached :class:`ActivationProbe` for ``engine``'s model and target layer."""
-    _PROBES.prune(lambda ref: ref() is None)
-    return _PROBES.get(
-        weakref.ref(engine), lambda: ActivationProbe(engine.model, engine.target, engine.input_shape)
+    """The :class:`ActivationProbe` of ``engine``'s model and target layer, built once per engine family
+    (:meth:`~explain.engine.CamEngine.shared`) and gone with it."""
+    return engine.shared(
+        "activation-probe", lambda: ActivationProbe(engine.model, engine.target, engine.input_shape)
     )
 
 

@@ -26,18 +26,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .cache import BoundedCache
 from .free import GradientFreeMethod
 
 #: Below this range a channel counts as constant (its normalised mask is all zero).
 RANGE_EPS = 1e-8
-
-#: Mask builders kept at once (one per input/map shape pair in use).
-MASK_CACHE_SIZE = 8
-
-# Compiled mask builders per (input shape, map shape), shared by all instances:
-# get_method() makes a new ScoreCAM per request and must not retrace each time.
-_MASK_FNS: BoundedCache = BoundedCache(MASK_CACHE_SIZE)
 
 
 class ScoreCAM(GradientFreeMethod):
@@ -62,9 +54,12 @@ class ScoreCAM(GradientFreeMethod):
         self.max_channels = max_channels
 
     @staticmethod
-    def _mask_fn(input_shape, map_shape):
+    def _mask_fn(engine, input_shape, map_shape):
+        """The compiled mask builder for these shapes, kept by ``engine``'s family
+        (:meth:`~explain.engine.CamEngine.shared`): get_method() makes a new ScoreCAM
+        per request, which must not retrace it each time."""
         key = (tuple(input_shape), tuple(map_shape))
-        return _MASK_FNS.get(key, lambda: _build_mask_fn(*key))
+        return engine.shared(("scorecam-masks", *key), lambda: _build_mask_fn(*key))
 
     def channel_scores(self, engine, image: np.ndarray, acts: np.ndarray, cls: int) -> np.ndarray:
         """One sample: image (h, w, C), acts (h', w', C') -> float64 (C',) class probabilities.
@@ -84,7 +79,7 @@ class ScoreCAM(GradientFreeMethod):
         if flat.size:
             blank = np.zeros((1,) + image.shape, np.float32)
             scores[flat] = engine.predict(blank)[0, cls]
-        mask_fn = self._mask_fn(image.shape, channels.shape[1:])
+        mask_fn = self._mask_fn(engine, image.shape, channels.shape[1:])
         for start in range(0, live.size, self.batch_size):
             idx = live[start : start + self.batch_size]
             masked = mask_fn(image, channels[idx]).numpy()
