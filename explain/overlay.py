@@ -14,9 +14,11 @@ import numpy as np
 def upsample(cam: np.ndarray, size: tuple[int, int], blur_sigma: float = 0.0) -> np.ndarray:
     """(h, w) float map in [0, 1] -> (H, W) float32 in [0, 1] for ``size`` = (H, W).
 
-    Bicubic interpolation (smooth, unlike nearest-neighbour blocks), clipped
-    because bicubic overshoots; an optional Gaussian blur, sigma in pixels
-    of the output.
+    Bicubic interpolation (smooth, unlike nearest-neighbour blocks or
+    bilinear's diamond-shaped ridges), clipped because bicubic overshoots; an
+    optional Gaussian blur, sigma in pixels of the output. For display only:
+    the metrics upsample bilinearly (:func:`explain.metrics.base.resize_map`,
+    whose docstring says why the two differ).
     """
     height, width = size
     out = cv2.resize(np.asarray(cam, np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
