@@ -36,8 +36,8 @@ def resize_map(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     feeding the metrics the display's maps instead would move deletion AUC by
     up to 0.13 per image (mean +0.02), Average Drop by up to 26 points (mean
     +5) and ROAD LeRF by up to 0.22; Score-CAM's smoother maps move less
-    (deletion up to 0.05). The metrics also match
-    Score-CAM's own bilinear masks and the committed audit numbers.
+    (deletion up to 0.05). Bilinear is also what Score-CAM's own masks use,
+    and what every committed audit number was computed with.
     """
     saliency = np.asarray(saliency, np.float32)
     if saliency.ndim != 2:
