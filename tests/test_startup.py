@@ -37,7 +37,7 @@ def test_quiet_start_serves_shipped_examples_without_the_dataset(tmp_path):
                 break
         assert lines and lines[-1].startswith("Running on"), "\n".join(lines)
         assert len(lines) <= 5, "start-up printed more than 5 lines:\n" + "\n".join(lines)
-        assert lines[0].startswith("model ") and any(l.startswith("Grad-CAM layer:") for l in lines), lines
+        assert lines[0].startswith("model ") and any(text.startswith("Grad-CAM layer:") for text in lines), lines
         config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).json()
         datasets = [c for c in config["components"] if c.get("type") == "dataset"]
         samples = [s for d in datasets for s in d["props"].get("samples", [])]
