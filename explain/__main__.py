@@ -26,6 +26,7 @@ from .methods import METHODS
 from .pipeline import DEFAULT_METHOD, Explainer
 from .progress import progress
 from .report import write_result
+from .serving.batching import DEFAULT_CHUNK, explain_chunks
 from .tta import TTA_COPIES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm", ".dicom"}
@@ -53,6 +54,8 @@ def parse_args(argv=None):
                    help=f"smooth each map over flipped and brightness-shifted copies ({TTA_COPIES}x the CAM cost)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay (0..1)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logging")
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
+                   help=f"images per model call (default {DEFAULT_CHUNK}; memory grows with it)")
     return p.parse_args(argv)
 
 
@@ -80,6 +83,9 @@ def _unique_folder(out: Path, source: Path, used: set) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.chunk < 1:
+        print("error: --chunk must be at least 1", file=sys.stderr)
+        return 2
     try:
         bundle = load_from_args(args)
         explainer = Explainer(bundle, method=args.method)
@@ -93,15 +99,15 @@ def main(argv=None) -> int:
         print("error: no images found in the given inputs", file=sys.stderr)
         return 1
     out, used, failures = Path(args.out), set(), 0
-    for i, path in enumerate(files, start=1):
-        try:
-            exp = explainer.explain(path, args.class_name, tta=args.tta)
-        except (ExplainError, ValueError) as exc:
+    # In chunks of --chunk images per model call; a file that fails costs the others nothing.
+    results = explain_chunks(explainer, files, [args.class_name] * len(files), chunk=args.chunk, tta=args.tta)
+    for i, exp, error in results:
+        path = files[i]
+        progress(i + 1, len(files))
+        if exp is None:
             failures += 1
-            print(f"FAIL {path}: {exc}")
+            print(f"FAIL {path}: {error}")
             continue
-        finally:
-            progress(i, len(files))
         report = write_result(_unique_folder(out, path, used), exp, args.alpha, path)
         failed = [k for k, ok in report["checks"].items() if not ok]
         failures += bool(failed)

@@ -32,6 +32,10 @@ from .methods import CamMethod, GradCAM
 from .methods.base import normalize_maps
 from .preprocess import as_model_batch
 
+#: Most images one compiled CAM call takes (larger batches run in chunks of this size):
+#: bounds memory; above 16 images a call gains no throughput on a CPU (docs/serving.md).
+CHUNK = 32
+
 
 @dataclass
 class CamResult:
@@ -236,8 +240,12 @@ class CamEngine:
             raise ValueError(f"{classes.shape[0]} class indices for {batch.shape[0]} images")
         if np.any(classes >= self.num_classes) or np.any(classes < -1):
             raise ValueError(f"class index out of range 0..{self.num_classes - 1}")
-        probs, logits, maps, empty, chosen = self._explain_fn(batch, classes)
-        return CamResult(probs.numpy(), logits.numpy(), maps.numpy(), empty.numpy(), chosen.numpy())
+        # In chunks: the gradient pass holds every activation of the batch, so memory
+        # grows with it; a chunk of CHUNK images keeps it bounded for any caller.
+        parts = [self._explain_fn(batch[i:i + CHUNK], classes[i:i + CHUNK]) for i in range(0, len(batch), CHUNK)]
+        if len(parts) == 1:
+            return CamResult(*(t.numpy() for t in parts[0]))
+        return CamResult(*(np.concatenate([p[k].numpy() for p in parts]) for k in range(5)))
 
     def explain_all(self, batch: np.ndarray):
         """(B, h, w, C) -> (probs (B, K), logits (B, K), maps (B, K, h', w'), empty (B, K))."""

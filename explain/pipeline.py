@@ -60,7 +60,34 @@ class Explanation:
         return blend(self.image, self.heatmap, alpha)
 
 
-class Explainer:
+class Front:
+    """The caller's half of a backend (see explain.serving): class names, decoding and
+    preprocessing within the size limits. Needs ``labels``, ``spec``, ``max_bytes`` and ``max_pixels``."""
+
+    labels: list[str]
+    spec: object
+    max_bytes: int
+    max_pixels: int
+
+    def class_index(self, class_name: str | None) -> int:
+        """Label -> output index; None or "" -> -1 (the predicted class)."""
+        if not class_name:
+            return -1
+        if class_name not in self.labels:
+            raise ValueError(f"Unknown class {class_name!r}; the model knows {', '.join(self.labels)}.")
+        return self.labels.index(class_name)
+
+    def decode(self, source) -> np.ndarray:
+        """Any image source -> (H, W, 3) uint8 RGB original, within this explainer's size limits."""
+        return decode_image(source, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    def load(self, source) -> tuple[np.ndarray, np.ndarray]:
+        """Any image source -> (original (H, W, 3) uint8, model input (h, w, C) float32)."""
+        image = self.decode(source)
+        return image, preprocess(image, self.spec)
+
+
+class Explainer(Front):
     """Bundle-bound pipeline. ``method``: a name from :data:`explain.methods.METHODS`."""
 
     def __init__(self, bundle: Bundle, method: str = DEFAULT_METHOD, *,
@@ -102,19 +129,6 @@ class Explainer:
         if is_gradient_free(name):
             name = DEFAULT_METHOD
         return self._engine.for_method(get_method(name))
-
-    def class_index(self, class_name: str | None) -> int:
-        """Label -> output index; None or "" -> -1 (the predicted class)."""
-        if not class_name:
-            return -1
-        if class_name not in self.labels:
-            raise ValueError(f"Unknown class {class_name!r}; the model knows {', '.join(self.labels)}.")
-        return self.labels.index(class_name)
-
-    def load(self, source) -> tuple[np.ndarray, np.ndarray]:
-        """Any image source -> (original (H, W, 3) uint8, model input (h, w, C) float32)."""
-        image = decode_image(source, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-        return image, preprocess(image, self.spec)
 
     def explain(self, source, class_name: str | None = None, *, method: str | None = None,
                 tta: bool = False) -> Explanation:

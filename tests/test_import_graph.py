@@ -21,7 +21,7 @@ FORBIDDEN = ("training", "benchmarks", "app")
 #: Research packages (metrics, evaluation tools, the doctor): the runtime never imports them.
 RESEARCH = ("explain.metrics", "explain.evaluation", "explain.doctor")
 #: The runtime: what the app and the CLI load (the top-level modules and these packages).
-RUNTIME_PACKAGES = ("explain.io", "explain.model", "explain.methods")
+RUNTIME_PACKAGES = ("explain.io", "explain.model", "explain.methods", "explain.serving")
 
 
 def module_name(path: Path) -> str:
@@ -189,3 +189,15 @@ def test_explain_never_imports_training_benchmarks_or_the_app():
 def test_the_runtime_never_imports_metrics_evaluation_or_the_doctor():
     unexpected = runtime_to_research(import_graph())
     assert not unexpected, "runtime imports research code: " + ", ".join(f"{a} -> {b}" for a, b in sorted(unexpected))
+
+
+def test_only_the_ray_backend_imports_ray():
+    """Ray is optional (requirements-serve.txt): the base app and the CLI must import without it."""
+    mods = modules()
+    known = set(mods)
+    users = {name for name, path in mods.items()
+             if any(t == "ray" or t.startswith("ray.") for t in imports_of(name, path, known))}
+    assert users <= {"explain.serving.ray_client", "explain.serving.ray_deployment"}, sorted(users)
+    graph = import_graph()
+    importers = {src for src, dsts in graph.items() if "explain.serving.ray_deployment" in dsts}
+    assert importers <= {"explain.serving.ray_client"}, sorted(importers)

@@ -12,6 +12,7 @@ from typing import Callable
 
 from explain.io.sniff import has_dicom_suffix, is_dicom
 from explain.errors import ExplainError, ImageDecodeError
+from explain.serving.batching import DEFAULT_CHUNK, explain_chunks
 
 DEFAULT_MAX_ITEMS = 50
 #: Members of a zip that are never slices (macOS resource forks, folders).
@@ -111,15 +112,15 @@ def expand(paths, *, max_items: int = DEFAULT_MAX_ITEMS, max_bytes: int, max_pix
     return items
 
 
-def explain_items(explainer, items: list[Item], on_progress: Callable[[int, int], None] | None = None):
-    """Explain every item; yields (item, Explanation or None, error message or None) in order."""
-    for k, item in enumerate(items):
-        if on_progress is not None:
-            on_progress(k, len(items))
-        if item.error is not None:
-            yield item, None, item.error
-            continue
-        try:
-            yield item, explainer.explain(item.source), None
-        except (ExplainError, ValueError) as exc:
-            yield item, None, str(exc)
+def explain_items(explainer, items: list[Item], on_progress: Callable[[int, int], None] | None = None,
+                  *, chunk: int = DEFAULT_CHUNK):
+    """Explain every item, ``chunk`` slices per model call (explain.serving.batching);
+    yields (item, Explanation or None, error message or None) in order.
+
+    ``explainer``: any backend (an in-process Explainer or the Ray one). An
+    item that could not be extracted, or fails to decode, gets its error and
+    costs the others nothing.
+    """
+    sources = [None if item.error is not None else item.source for item in items]
+    for k, exp, error in explain_chunks(explainer, sources, chunk=chunk, on_progress=on_progress):
+        yield items[k], exp, items[k].error if items[k].error is not None else error

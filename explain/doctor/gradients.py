@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..metrics import sanity
-from ..engine import CamEngine
+from ..engine import CHUNK, CamEngine
 from ..model.graph import capture_output, run_intercepted
 from ..methods import GradCAM
 from ..methods.base import EMPTY_EPS, normalize_maps
@@ -48,14 +48,18 @@ def check_gradients(engine: CamEngine, x: np.ndarray, saturated_given: float | N
     claimed setting when it differs (a wrong normalisation often saturates everything)."""
     result = engine.explain(x)
     # Tutorials use the model's own output, so saturation is judged without temperature scaling.
-    top = np.max(np.asarray(engine.model(x, training=False), np.float64), axis=1)
+    # In chunks of the engine's size, as engine.explain runs: memory stays bounded on a large sample.
+    top = np.concatenate([np.max(np.asarray(engine.model(x[i:i + CHUNK], training=False), np.float64), axis=1)
+                          for i in range(0, len(x), CHUNK)])
     saturated = np.flatnonzero(1.0 - top < SATURATION)
     info = {"empty_share": float(np.mean(result.empty)), "saturated_share": float(len(saturated) / len(x)),
             "saturated": int(len(saturated)), "n": int(len(x))}
     text = (f"{info['empty_share']:.0%} of the logit-gradient maps are empty; {len(saturated)} of {len(x)} images "
             f"have a saturated softmax (top probability above {1 - SATURATION})")
     if len(saturated):
-        raw, maps = softmax_gradient_maps(engine, x[saturated], result.classes[saturated])
+        parts = [softmax_gradient_maps(engine, x[saturated[i:i + CHUNK]], result.classes[saturated[i:i + CHUNK]])
+                 for i in range(0, len(saturated), CHUNK)]
+        raw, maps = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         peak = np.maximum(raw, 0.0).reshape(len(saturated), -1).max(axis=1)
         empty = peak <= EMPTY_EPS
         rho = [sanity.spearman(a, b) for a, b, e in zip(maps, result.maps[saturated], empty) if not e]

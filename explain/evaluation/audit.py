@@ -36,6 +36,7 @@ from ..pipeline import Explainer
 from ..preprocess import prepare_pixels
 from ..tta import smoothed_maps
 from ..progress import progress
+from ..serving.batching import DEFAULT_CHUNK
 
 BASELINES = ("random", "centre")
 TTA_SUFFIX = "+tta"
@@ -83,15 +84,23 @@ def row_title(name: str) -> str:
     return f"baseline: {name}"
 
 
-def method_map(explainer: Explainer, name: str, rgb, x, cls: int) -> np.ndarray:
-    """(h', w') map in [0, 1] of method ``name`` (possibly "+tta") for class ``cls``."""
+def method_maps(explainer: Explainer, name: str, rgbs, xs, classes) -> np.ndarray:
+    """(N, h', w') maps in [0, 1] of method ``name`` (possibly "+tta"), one compiled call for the N images.
+
+    rgbs: N (H, W, 3) uint8 originals; xs: N (h, w, C) model inputs; classes: N class indices.
+    """
     engine = explainer.engine()
     if name.endswith(TTA_SUFFIX):
         base = name.removesuffix(TTA_SUFFIX)
         maps, _ = smoothed_maps(lambda b, c: compute_maps(engine, b, c, method=base),
-                                [prepare_pixels(rgb, explainer.spec)], explainer.spec, [cls])
-        return maps[0]
-    return compute_maps(engine, x[None], [cls], method=name)[0][0]
+                                [prepare_pixels(rgb, explainer.spec) for rgb in rgbs], explainer.spec, list(classes))
+        return maps
+    return compute_maps(engine, np.stack(xs), list(classes), method=name)[0]
+
+
+def method_map(explainer: Explainer, name: str, rgb, x, cls: int) -> np.ndarray:
+    """(h', w') map in [0, 1] of method ``name`` (possibly "+tta") for class ``cls``."""
+    return method_maps(explainer, name, [rgb], [x], [cls])[0]
 
 
 def image_scores(x, rgb, cam, predict_fn, cls: int, steps: int) -> dict[str, float]:
@@ -127,38 +136,48 @@ def read_cache(cache_path: Path, key: str) -> dict:
 
 
 def audit_images(explainer: Explainer, items, folder: Path, methods, steps: int, cache_path: Path,
-                 key: str):
+                 key: str, chunk: int = DEFAULT_CHUNK):
     """Yield one record per (image, method or baseline); records cached under ``key`` are read,
-    not recomputed. Each method runs once untimed before its first timed call, so that its
-    time per image does not include building its engine (or tracing its graph)."""
+    not recomputed.
+
+    The maps of ``chunk`` images come from one compiled call per method; a
+    record's ``seconds`` is that call's time divided by its images. Each method
+    runs once untimed before its first timed call, so that its time per image
+    does not include building its engine (or tracing its graph).
+    """
     done = read_cache(cache_path, key)
     engine = explainer.engine()
     predict_fn = engine.predict
     warmed = set()
+    names = (*methods, *BASELINES)
     with cache_path.open("a") as cache:
-        for n, item in enumerate(items, start=1):
-            wanted = [m for m in (*methods, *BASELINES) if (item.path, m) not in done]
-            if wanted:
-                rgb, x = explainer.load(folder / item.path)
-                cls = explainer.labels.index(item.label)  # explain the true class
-                for name in wanted:
-                    if name not in BASELINES and name not in warmed:
-                        method_map(explainer, name, rgb, x, cls)
-                        warmed.add(name)
-                    start = time.perf_counter()
-                    if name in BASELINES:
-                        cam = baseline_map(name, engine.map_shape, seed=n)
-                    else:
-                        cam = method_map(explainer, name, rgb, x, cls)
-                    seconds = time.perf_counter() - start
+        for start in range(0, len(items), chunk):
+            part = list(enumerate(items[start:start + chunk], start=start + 1))
+            todo = [(n, item) for n, item in part if any((item.path, m) not in done for m in names)]
+            loaded = {n: explainer.load(folder / item.path) for n, item in todo}
+            for name in names:
+                need = [(n, item) for n, item in todo if (item.path, name) not in done]
+                if not need:
+                    continue
+                rgbs, xs = [loaded[n][0] for n, _ in need], [loaded[n][1] for n, _ in need]
+                classes = [explainer.labels.index(item.label) for _, item in need]  # explain the true class
+                if name not in BASELINES and name not in warmed:
+                    method_maps(explainer, name, rgbs[:1], xs[:1], classes[:1])
+                    warmed.add(name)
+                started = time.perf_counter()
+                if name in BASELINES:
+                    cams = [baseline_map(name, engine.map_shape, seed=n) for n, _ in need]
+                else:
+                    cams = method_maps(explainer, name, rgbs, xs, classes)
+                seconds = (time.perf_counter() - started) / len(need)
+                for (n, item), rgb, x, cam, cls in zip(need, rgbs, xs, cams, classes):
                     rec = {"key": key, "path": item.path, "label": item.label, "method": name, "seconds": seconds,
                            **image_scores(x, rgb, cam, predict_fn, cls, steps)}
                     cache.write(json.dumps(rec) + "\n")
                     cache.flush()
                     done[(item.path, name)] = rec
-            progress(n, len(items))
-    keys = {(i.path, m) for i in items for m in (*methods, *BASELINES)}
-    return [rec for key, rec in done.items() if key in keys]
+            progress(part[-1][0], len(items))
+    return [done[(i.path, m)] for i in items for m in names]
 
 
 def summarise(records, names, n_boot: int) -> dict:
