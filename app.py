@@ -5,11 +5,15 @@
     python app.py --share --auth user:password
     python app.py --mcp                 # also serve the prediction as an MCP tool
 
-API endpoints (see the README for a ``gradio_client`` example):
+API endpoints (docs/api.md; ``gradio_client`` examples there):
 ``/predict`` (image file, class to explain, overlay opacity, method, TTA) ->
 (label distribution, gallery of original / heatmap / overlay PNGs, markdown
-note, zip of the PNGs + report.json); ``/compare`` (every method's overlay);
-``/batch`` (several files -> table, CSV, overlays).
+note, (original, overlay) pair); ``/download`` (same arguments -> zip of the PNGs +
+report.json); ``/compare`` (every method's overlay); ``/batch`` (several files ->
+table, CSV, overlays).
+
+The page is in ``ui/``: ``ui/handlers.py`` does the work, ``ui/page.py`` lays out and
+wires the page, ``ui/endpoints.py`` adapts one to the other.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 # Set before gradio is imported: otherwise it phones home (analytics, version check)
 # at start-up, which a private deployment does not want and an offline one waits on.
@@ -33,58 +36,24 @@ import_tensorflow(quiet="--verbose" not in sys.argv[1:])
 import gradio as gr  # noqa: E402
 
 from explain.bundle import Bundle, add_model_options, default_bundle_path, load_from_args  # noqa: E402
-from explain.io.decode import ACCEPTED_ALL, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
+from explain.io.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
 from explain.errors import ExplainError  # noqa: E402
-from explain.methods import GRADIENT_FREE_METHODS, METHODS  # noqa: E402
-from explain.pipeline import DEFAULT_METHOD, Explainer  # noqa: E402
-from explain.recent import RecentExplanations, file_key  # noqa: E402
-from explain.tta import TTA_COPIES  # noqa: E402
-from ui.batch import DEFAULT_MAX_ITEMS, expand, explain_items  # noqa: E402
+from explain.methods import METHODS  # noqa: E402
+from explain.pipeline import Explainer  # noqa: E402
+from ui import sweeper  # noqa: E402
+from ui.batch import DEFAULT_MAX_ITEMS  # noqa: E402
+from ui.endpoints import Endpoints  # noqa: E402
 from ui.examples import example_files  # noqa: E402
-from ui.files import new_folder, result_files, save_png, write_csv  # noqa: E402
-from ui.texts import DISCLAIMER, how_to_read, method_title, result_note  # noqa: E402
+from ui.files import ResultFolders, gradio_cache_dir  # noqa: E402
+from ui.gradio_pinned import PAGE_CSS  # noqa: E402
+from ui.handlers import PREDICTED, Handlers, Settings  # noqa: E402, F401 (PREDICTED: re-exported)
+from ui.page import QUEUE_SIZE, layout, wire  # noqa: E402
 
-PREDICTED = "Predicted class"
 AUTH_ENV = "BRAIN_MRI_AUTH"
-#: Score-CAM in the app scores only the most active channels of the target layer:
-#: uncapped it is one forward pass per channel (minutes per image for Xception on a CPU).
+#: Score-CAM in the app scores only the most active channels of the target layer when the
+#: bundle's audit does not say otherwise: uncapped it is one forward pass per channel
+#: (minutes per image for Xception on a CPU).
 SCORE_CAM_CHANNELS = 128
-#: File types the upload boxes accept (DICOM and TIFF need the file box: browsers cannot show them).
-FILE_TYPES = ["image", ".dcm", ".dicom", ".tif", ".tiff"]
-PAGE_CSS = """
-#disclaimer { padding: 4px 10px; border-left: 4px solid #d97706; background: #fffbeb; }
-#disclaimer p { margin: 0; font-size: 0.9em; }
-#examples .gallery { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 6px; }
-#examples .gallery-item { width: 100%; padding: 2px; text-align: center; }
-#examples .gallery-item .container { width: 100%; max-width: none; height: auto; display: block; }
-#examples .gallery-item img { width: 100%; height: auto; aspect-ratio: 1 / 1; object-fit: cover; }
-@media (max-width: 640px) {
-  #gallery .grid-container { grid-template-columns: 1fr; }
-  #comparison .grid-container { grid-template-columns: repeat(2, 1fr); }
-  #examples .gallery { grid-template-columns: repeat(2, minmax(0, 1fr)); }
-}"""
-
-
-class SliceImage(gr.Image):
-    """An image box that hands the uploaded file to the pipeline untouched.
-
-    gr.Image would open it with Pillow first (and, with an image mode set,
-    re-encode it): errors would then be Pillow's, and a 16-bit or EXIF-rotated
-    file would reach the model changed. The browser side is gr.Image's
-    (``is_template``), so previews, drag-and-drop and paste work as usual.
-    """
-
-    is_template = True
-
-    def preprocess(self, payload):
-        return None if payload is None else str(payload.path)
-
-
-def _caption_css(captions) -> str:
-    rules = "".join(f'#examples .gallery-item:nth-of-type({k})::after {{ content: "{c}"; }}\n'
-                    for k, c in enumerate((c.replace('"', "'") for c in captions), start=1))
-    return ("<style>\n#examples .gallery-item::after { display: block; font-size: 0.72em; "
-            "line-height: 1.2; margin-top: 2px; white-space: normal; }\n" + rules + "</style>")
 
 
 def page_style() -> dict:
@@ -92,228 +61,35 @@ def page_style() -> dict:
     return {"theme": gr.themes.Soft(), "css": PAGE_CSS}
 
 
-def _path(file) -> str | None:
-    if file is None:
-        return None
-    return file if isinstance(file, str) else getattr(file, "path", None) or getattr(file, "name", None)
-
-
 def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=None,
                delete_cache: tuple[int, int] | None = (3600, 3600),
                max_batch: int = DEFAULT_MAX_ITEMS) -> gr.Blocks:
-    """The Blocks UI for ``bundle``. ``examples``: list of (file, caption); default: the shipped ones."""
+    """The Blocks UI for ``bundle``. ``explainer``: any object with Explainer's interface
+    (default: an in-process one); ``examples``: list of (file, caption), default the shipped ones;
+    ``delete_cache``: Gradio's (frequency, age) in seconds for uploads, also the age after
+    which this app removes its result folders and stored explanations."""
     explainer = explainer or Explainer(bundle, score_cam_channels=SCORE_CAM_CHANNELS)
     examples = example_files() if examples is None else examples
-    h, w = bundle.spec.size
-    failing = [m for m in METHODS if m in bundle.failed_sanity_check()]
-    # Stored explanations hold the upload's pixels: keep them no longer than the upload itself.
-    ttl = delete_cache[1] if delete_cache and delete_cache[1] > 0 else 600.0
-    recent = RecentExplanations(ttl_seconds=ttl)
-    # Expire on a timer too: entries otherwise go only when the next request comes.
-    recent.expire_every(min(ttl, 60.0))
-
-    def run_explainer(image_file, class_choice, opacity, method, tta=False):
-        path = _path(image_file)
-        if path is None:
-            raise gr.Error(f"Upload an image first ({ACCEPTED_ALL}).")
-        class_name = None if class_choice in (None, "", PREDICTED) else class_choice
-        method, tta = method or DEFAULT_METHOD, bool(tta)
-        try:
-            opacity = float(opacity)
-            if not 0.0 <= opacity <= 1.0:
-                raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
-            # Only the opacity is left out of the key: a new opacity re-blends the
-            # stored heatmap instead of running the model again.
-            # Files over the decoder's size limit are not hashed; the decoder refuses them.
-            file = file_key(path, max_bytes=explainer.max_bytes)
-            key = None if file is None else (file, class_name, method, tta)
-            exp = recent.get(key, lambda: explainer.explain(path, class_name, method=method, tta=tta))
-            return exp, opacity, Path(path).name
-        except (ExplainError, ValueError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-
-    def predict(image_file, class_choice: str = PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,
-                tta: bool = False):
-        """Classify one brain MRI slice (glioma, meningioma, no tumour, pituitary) and explain it with Grad-CAM.
-
-        A research demo on a public dataset: its output is not a diagnosis and must not be used as one.
-
-        Args:
-            image_file: the MRI slice (PNG, JPEG, BMP, TIFF, WebP, GIF or uncompressed DICOM).
-            class_choice: the class whose evidence the heatmap shows; "Predicted class" for the top class.
-            opacity: heatmap opacity in the overlay, 0 to 1.
-            method: CAM method (gradcam, gradcampp, hirescam, xgradcam, layercam, scorecam, eigencam).
-            tta: average the map over flipped and brightness-shifted copies.
-
-        Returns:
-            The probability of each class (they sum to 1), three PNG images (the decoded original,
-            the heatmap where red marks the regions that raised the class score most, and the overlay),
-            a short markdown note naming the predicted class, method and layer, and a zip with the
-            three PNGs and report.json.
-        """
-        exp, opacity, name = run_explainer(image_file, class_choice, opacity, method, tta)
-        title = method_title(exp.method, exp.tta)
-        pictures, archive = result_files(gallery.GRADIO_CACHE, exp, opacity, name, (
-            "Original", f"{title} heatmap ({exp.explained})", f"Overlay, opacity {opacity:.2f}"))
-        return exp.probabilities, pictures, result_note(exp, failing), archive
-
-    def compare(image_file, class_choice: str = PREDICTED, opacity: float = 0.4, tta: bool = False):
-        """Overlays of every CAM method for one image (same class), as a gallery."""
-        folder, items = new_folder(comparison.GRADIO_CACHE), []
-        for name, cls in METHODS.items():
-            exp, opacity, _ = run_explainer(image_file, class_choice, opacity, name, tta)
-            items.append((save_png(folder, f"{name}.png", exp.overlay(opacity)), f"{cls.label} ({exp.explained})"))
-        return items
-
-    def batch(files, progress=gr.Progress()):
-        """Classify several slices (images, DICOM incl. multi-frame, or zips of them); one row per slice."""
-        paths = [p for p in (_path(f) for f in (files or [])) if p]
-        if not paths:
-            raise gr.Error(f"Add one or more files ({ACCEPTED_ALL}, or a zip of them).")
-        try:
-            items = expand(paths, max_items=max_batch, max_bytes=explainer.max_bytes,
-                           max_pixels=explainer.max_pixels)
-        except (ExplainError, ValueError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        header = ["file", "prediction"] + [f"p({label})" for label in bundle.labels] + ["empty map", "error"]
-        rows, overlays = [], []
-        folder = new_folder(batch_gallery.GRADIO_CACHE)
-        for k, (item, exp, error) in enumerate(explain_items(
-                explainer, items, lambda i, n: progress((i, n), desc="Explaining", unit="slices"))):
-            if exp is None:
-                rows.append([item.name, ""] + [None] * len(bundle.labels) + [None, error])
-                continue
-            rows.append([item.name, exp.predicted] + [round(exp.probabilities[label], 4) for label in bundle.labels]
-                        + [exp.empty, ""])
-            overlays.append((save_png(folder, f"{k:03d}.png", exp.overlay(0.4)),
-                             f"{item.name}: {exp.predicted} ({exp.probabilities[exp.predicted]:.0%})"))
-        return gr.Dataframe(value=rows, headers=header), write_csv(batch_gallery.GRADIO_CACHE, header, rows), overlays
-
-    def start(path):
-        """A new image: it becomes the current file, and every output of the previous one goes."""
-        return path, None, None, "", None, None, None
-
-    def preview(file):
-        """A file from the file box (DICOM, TIFF...): show the decoded image at once, clear the rest."""
-        path = _path(file)
-        if path is None:
-            return (None,) * 6 + ("",)
-        try:
-            image, _ = explainer.load(path)
-        except (ExplainError, ValueError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        shown = save_png(new_folder(gallery.GRADIO_CACHE), "decoded.png", image)
-        return shown, None, None, None, None, None, ""
-
-    def slider_pair(pictures):
-        """(original, overlay) for the before/after slider, from the gallery's three PNGs."""
-        if not pictures or len(pictures) < 3:
-            return None
-        first, last = pictures[0], pictures[2]
-        pick = lambda p: p[0] if isinstance(p, (list, tuple)) else p  # noqa: E731
-        return (pick(first), pick(last))
-
+    ttl = float(delete_cache[1]) if delete_cache and delete_cache[1] > 0 else 600.0
+    settings = Settings(max_batch=max_batch, ttl_seconds=ttl, sweep_seconds=min(ttl, 60.0),
+                        score_cam_channels=getattr(explainer, "score_cam_channels", None))
+    handlers = Handlers(bundle, explainer, settings=settings, files=ResultFolders(gradio_cache_dir(), ttl),
+                        failing=[m for m in METHODS if m in bundle.failed_sanity_check()],
+                        checked=[m for m in METHODS if m in sanity_checked(bundle)])
     with gr.Blocks(title="Brain MRI Grad-CAM", delete_cache=delete_cache) as demo:
-        gr.Markdown("## Brain MRI tumour classifier with Grad-CAM", elem_id="title")
-        gr.Markdown(DISCLAIMER, elem_id="disclaimer")
-        with gr.Tabs():
-            with gr.Tab("One slice", id="single"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=2, min_width=300):
-                        image = SliceImage(label="MRI slice: drop, paste or click to upload", type="filepath",
-                                           sources=["upload", "clipboard"], height=210, elem_id="image-input")
-                        # Not cached by Gradio: its cache is keyed by the component, not the model,
-                        # so after a model change it would serve the old model's answers; a click
-                        # costs one model call (tens of ms) and the PNG writes.
-                        shipped = gr.Examples(
-                            [[f] for f, _ in examples], inputs=[image], label="Examples: click one",
-                            examples_per_page=max(1, len(examples)), cache_examples=False,
-                            elem_id="examples") if examples else None
-                        if examples:
-                            # Thumbnails with a caption under each: Gradio shows either thumbnails
-                            # or text labels, so the captions come from CSS, in example order.
-                            gr.HTML(_caption_css([c for _, c in examples]), elem_id="example-captions",
-                                    padding=False)
-                        file = gr.File(label="Or a DICOM / TIFF file (the exact file explained)", file_count="single",
-                                       file_types=FILE_TYPES, elem_id="file-input")
-                        with gr.Accordion("Options", open=False, elem_id="options"):
-                            class_choice = gr.Dropdown([PREDICTED] + list(bundle.labels), value=PREDICTED,
-                                                       label="Class to explain")
-                            opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Heatmap opacity")
-                            method = gr.Dropdown(
-                                [(cls.label, name) for name, cls in METHODS.items()], value=DEFAULT_METHOD,
-                                label="CAM method",
-                                info=f"Gradient-free ({', '.join(GRADIENT_FREE_METHODS)}) are slower; "
-                                     f"Score-CAM uses the {SCORE_CAM_CHANNELS} most active channels."
-                                     + (f" Failed this model's randomisation sanity check: "
-                                        f"{', '.join(METHODS[m].label for m in failing)}." if failing else ""))
-                            tta = gr.Checkbox(False, label="Smooth the map (test-time augmentation)",
-                                              info=f"Average over flipped and brightness-shifted copies; "
-                                                   f"{TTA_COPIES}x the CAM cost.", elem_id="tta")
-                        with gr.Row():
-                            run = gr.Button("Explain again", variant="primary", elem_id="run")
-                            compare_button = gr.Button("Compare all methods", elem_id="compare")
-                    with gr.Column(scale=3, min_width=320):
-                        label = gr.Label(num_top_classes=len(bundle.labels), label="Class probabilities",
-                                         elem_id="probabilities")
-                        slider = gr.ImageSlider(label="Before / after: drag to compare the slice with the overlay",
-                                                type="filepath", format="png", interactive=False, max_height=360,
-                                                elem_id="slider")
-                        note = gr.Markdown(elem_id="note")
-                        download = gr.DownloadButton("Download PNGs + report (zip)", value=None,
-                                                     elem_id="download")
-                        # height="auto" still gets Gradio's 450px minimum, leaving a blank band
-                        # under the one row of images; fit-content sizes the gallery to them.
-                        gallery = gr.Gallery(label="Original, heatmap, overlay", columns=3, format="png", interactive=False,
-                                             height="fit-content", object_fit="contain", elem_id="gallery")
-                        comparison = gr.Gallery(label="All methods (overlays)", columns=4, format="png", interactive=False,
-                                                height="fit-content", object_fit="contain", elem_id="comparison")
-                        with gr.Accordion("How to read this", open=False, elem_id="how-to-read"):
-                            gr.Markdown(how_to_read(bundle, str(explainer.target), explainer.engine().map_shape,
-                                                    failing))
-            with gr.Tab("Several slices", id="batch"):
-                gr.Markdown(f"Up to {max_batch} slices: image files, DICOM (every frame of a multi-frame file) "
-                            "or zip archives of them. A file that cannot be read gets a row with its error.")
-                batch_files = gr.File(label="Slices", file_count="multiple", file_types=FILE_TYPES + [".zip"],
-                                      elem_id="batch-input")
-                batch_run = gr.Button("Classify all", variant="primary", elem_id="batch-run")
-                table = gr.Dataframe(label="Results", interactive=False, wrap=True, elem_id="batch-table")
-                batch_csv = gr.File(label="Results as CSV", interactive=False, elem_id="batch-csv")
-                batch_gallery = gr.Gallery(label="Overlays", columns=6, format="png", height="fit-content", interactive=False,
-                                           object_fit="contain", elem_id="batch-gallery")
-        gr.Markdown(
-            f"Model: `{bundle.model.name}`, input {h}x{w} {bundle.spec.color_mode}, preprocessing "
-            f"`{bundle.spec.preprocessing}`, Grad-CAM layer `{explainer.target}`.", elem_id="model-info")
-
-        inputs = [file, class_choice, opacity, method, tta]
-        outputs = [label, gallery, note, download]
-        cleared = [file, label, gallery, note, download, slider, comparison]
-        shown = dict(fn=slider_pair, inputs=[gallery], outputs=[slider], api_visibility="private",
-                     show_progress="hidden")
-        model = dict(concurrency_id="model")
-        run.click(predict, inputs, outputs, api_name="predict", **model).then(**shown)
-        compare_button.click(compare, [file, class_choice, opacity, tta], [comparison], api_name="compare", **model)
-        batch_run.click(batch, [batch_files], [table, batch_csv, batch_gallery], api_name="batch", **model)
-        # A new image (dropped, pasted or uploaded) runs at once; the first step, quick and
-        # unqueued, clears what the previous image left on the page.
-        image.upload(start, [image], cleared, queue=False, api_visibility="private").then(
-            predict, inputs, outputs, api_visibility="private", **model).then(**shown)
-        file.upload(preview, [file], [image, label, gallery, download, slider, comparison, note], queue=False,
-                    api_visibility="private").then(
-            predict, inputs, outputs, api_visibility="private", **model).then(**shown)
-        for box in (image, file):
-            box.clear(lambda: (None,) * 7, None, [image, label, gallery, download, slider, comparison, note],
-                      queue=False, api_visibility="private")
-        for control in (class_choice, opacity, method, tta):
-            control.change(lambda f, c, o, m, t: predict(f, c, o, m, t) if _path(f) else (None, None, "", None),
-                           inputs, outputs, api_visibility="private", show_progress="hidden", **model).then(**shown)
-        if shipped is not None:
-            # A click loads the example into the image box, then runs as an upload does.
-            shipped.load_input_event.then(start, [image], cleared, queue=False, api_visibility="private").then(
-                predict, inputs, outputs, api_visibility="private", **model).then(**shown)
-    # One model, one queue: requests wait their turn rather than competing for the CPU.
-    demo.queue(default_concurrency_limit=1, max_size=64)
+        page = layout(bundle, explainer, handlers, examples, max_batch)
+        wire(page, Endpoints(handlers, examples))
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    # Past requests' folders and pixels go after ``ttl`` even when no request comes.
+    sweeper.register(handlers, settings.sweep_seconds)
+    demo.handlers = handlers  # for tests and tools: the page's work without the page
     return demo
+
+
+def sanity_checked(bundle: Bundle) -> set[str]:
+    """The methods the bundle's audit ran the randomisation sanity check on."""
+    passed = ((bundle.audit() or {}).get("sanity") or {}).get("passed")
+    return set(passed) if isinstance(passed, dict) else set()
 
 
 def parse_args(argv=None):

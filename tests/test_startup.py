@@ -39,9 +39,10 @@ def test_quiet_start_serves_shipped_examples_without_the_dataset(tmp_path):
         assert len(lines) <= 5, "start-up printed more than 5 lines:\n" + "\n".join(lines)
         assert lines[0].startswith("model ") and any(text.startswith("Grad-CAM layer:") for text in lines), lines
         config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).json()
-        datasets = [c for c in config["components"] if c.get("type") == "dataset"]
-        samples = [s for d in datasets for s in d["props"].get("samples", [])]
-        names = {Path(str(s[0].get("path") if isinstance(s[0], dict) else s[0])).name for s in samples}
+        [examples] = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "examples"]
+        items = examples["props"]["value"] or []
+        # Gallery items: {"image": FileData, "caption": ...}; Gradio serves a copy named like the file.
+        names = {Path(item["image"]["path"]).name for item in items}
         shipped = {p.name for p in (ROOT / "examples").glob("*.jpg")}
         assert len(shipped) == 8 and names == shipped, (names, shipped)
     finally:

@@ -1,63 +1,125 @@
 """Files the app hands out: the result PNGs, the result zip, the batch CSV.
 
-Every request writes into a new folder of Gradio's cache. Why not hand Gradio
-arrays: it saves each one under a name derived from its content and rewrites
-that file in place whenever the same picture comes again, so a client still
-downloading it from an earlier request gets it empty or cut short (seen with
-concurrent requests for one image). These files are new for every request and
-complete before their URLs are handed out; inside the cache folder Gradio
-serves them as they are and removes them on the ``delete_cache`` schedule.
+Every request writes into a new folder (``<root>/results/<random hex>``). Why not
+hand Gradio arrays: it saves each one under a name derived from its content and
+rewrites that file in place whenever the same picture comes again, so a client
+still downloading it from an earlier request gets it empty or cut short (seen
+with concurrent requests for one image). These files are new for every request
+and complete before their URLs are handed out; inside Gradio's cache folder
+Gradio serves them as they are.
+
+Gradio's ``delete_cache`` removes files only, never folders; and a request that
+fails midway writes files Gradio never learns about. So the folders are removed
+here, whole: a request that fails removes its own at once, and :meth:`ResultFolders.sweep`
+removes every folder older than the deletion interval.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import shutil
+import tempfile
+import time
 import uuid
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
 
-from explain.report import REPORT_NAME, pictures, report
+from explain.report import REPORT_NAME
+
+#: zlib level of every PNG the app writes. Chosen by ``benchmarks/png_settings.py``
+#: (results in ``benchmarks/results/png_settings.txt``): level 1 encodes a result in a
+#: fraction of the default level 6's time for files about a tenth larger.
+PNG_COMPRESS_LEVEL = 1
+RESULTS = "results"
 
 
-def new_folder(cache_dir: str) -> Path:
-    folder = Path(cache_dir) / "results" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    return folder
+def gradio_cache_dir() -> Path:
+    """Gradio's cache folder: ``$GRADIO_TEMP_DIR``, else ``<system temp>/gradio`` (Gradio's documented default)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
 
 
-def save_png(folder: Path, name: str, array) -> str:
-    """Write the (H, W, 3) uint8 RGB ``array`` as ``folder/name`` (PNG); returns the path."""
-    path = folder / name
-    Image.fromarray(array).save(path, format="PNG")
-    return str(path)
+class RequestFolder:
+    """One request's folder; each method writes a file into it and returns its path."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def png(self, name: str, array) -> str:
+        """Write the (H, W, 3) uint8 RGB ``array`` as ``name`` (PNG); returns the path."""
+        path = self.path / name
+        Image.fromarray(array).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        return str(path)
+
+    def zip(self, name: str, pictures: dict, report: dict) -> str:
+        """A zip of ``pictures`` (file name -> RGB array, as PNGs) and ``report.json``."""
+        path = self.path / name
+        # The PNGs are already compressed: stored, not deflated again.
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+            for member, array in pictures.items():
+                buffer = io.BytesIO()
+                Image.fromarray(array).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+                z.writestr(member, buffer.getvalue())
+            z.writestr(REPORT_NAME, json.dumps(report, indent=2) + "\n", compress_type=zipfile.ZIP_DEFLATED)
+        return str(path)
+
+    def csv(self, name: str, header: list[str], rows: list[list]) -> str:
+        path = self.path / name
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+        return str(path)
 
 
-def result_files(cache_dir: str, exp, alpha: float, source_name: str, captions) -> tuple[list, str]:
-    """The three PNGs as (path, caption) gallery items, and a zip of them plus ``report.json``.
+class ResultFolders:
+    """Request folders under ``root/results`` (root: Gradio's cache folder, so that Gradio
+    serves the files without copying them; None: a new temporary folder).
 
-    ``source_name``: the file name the user uploaded (goes into the report
-    and the zip's name). The zip holds exactly what ``python -m explain``
-    writes for one image.
+    ttl_seconds: a folder older than this is removed by :meth:`sweep`.
     """
-    folder = new_folder(cache_dir)
-    items = [(save_png(folder, name, array), caption)
-             for (name, array), caption in zip(pictures(exp, alpha), captions)]
-    stem = Path(source_name).stem or "image"
-    archive = folder / f"{stem}_explained.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        for path, _ in items:
-            z.write(path, Path(path).name)
-        z.writestr(REPORT_NAME, json.dumps(report(exp, source_name), indent=2) + "\n")
-    return items, str(archive)
 
+    def __init__(self, root: str | Path | None, ttl_seconds: float = 3600.0):
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="brain-mri-results-"))
+        self.ttl_seconds = ttl_seconds
 
-def write_csv(cache_dir: str, header: list[str], rows: list[list]) -> str:
-    path = new_folder(cache_dir) / "batch.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
+    @property
+    def base(self) -> Path:
+        return self.root / RESULTS
+
+    @contextmanager
+    def request(self):
+        """A new folder for one request; removed at once if the request fails inside.
+
+        A generator closed between its yields (a cancelled comparison) keeps its
+        folder: the page may still be fetching what it yielded; the sweep removes it.
+        """
+        path = self.base / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        try:
+            yield RequestFolder(path)
+        except Exception:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    def folders(self) -> list[Path]:
+        return sorted(p for p in self.base.iterdir() if p.is_dir()) if self.base.is_dir() else []
+
+    def sweep(self, now: float | None = None) -> int:
+        """Remove the request folders last changed more than ``ttl_seconds`` ago; returns how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        for path in self.folders():
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue
+            if age > self.ttl_seconds:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        return removed

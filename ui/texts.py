@@ -17,18 +17,53 @@ def method_title(name: str, tta: bool = False) -> str:
     return METHODS[name].label + (" + TTA" if tta else "")
 
 
+def class_agnostic(method: str) -> bool:
+    """True for a method whose map does not depend on the class (Eigen-CAM)."""
+    return bool(getattr(METHODS[method], "class_agnostic", False))
+
+
+def heatmap_caption(exp, short: bool = False) -> str:
+    """What a heatmap is of: ``heatmap (glioma)``, or for a class-agnostic method what it shows instead."""
+    if class_agnostic(exp.method):
+        return "any class" if short else "heatmap (any class: the activations' main component)"
+    return exp.explained if short else f"heatmap ({exp.explained})"
+
+
 def result_note(exp, failing=()) -> str:
     """Markdown under one result: prediction, what the map shows, and its caveats."""
+    what = (f"the activations' first principal component (method {METHODS[exp.method].label}: the same map "
+            "for every class)" if class_agnostic(exp.method) else f"{exp.explained}, method {METHODS[exp.method].label}")
     lines = [f"**Prediction:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).",
-             f"**Heatmap of:** {exp.explained}, method {METHODS[exp.method].label}, layer `{exp.layer}`"
+             f"**Heatmap of:** {what}, layer `{exp.layer}`"
              + (f", averaged over {TTA_COPIES} flipped and brightness-shifted copies." if exp.tta else ".")]
     if exp.empty:
         lines.append(f"No region of the image raises the {exp.explained} score: the heatmap is empty.")
     if exp.method in failing:
-        lines.append(f"{METHODS[exp.method].label} failed the model-randomisation sanity check in this "
-                     "model's audit: its map changes little when the model's weights are randomised, so it "
-                     "shows where features are active more than what the class relies on.")
+        lines.append(sanity_failed(exp.method))
     return "\n\n".join(lines)
+
+
+def sanity_failed(method: str) -> str:
+    return (f"{METHODS[method].label} failed the model-randomisation sanity check in this "
+            "model's audit: its map changes little when the model's weights are randomised, so it "
+            "shows where features are active more than what the class relies on.")
+
+
+def method_caveats(exp, failing=(), checked=(), score_cam_channels: int | None = None) -> list[str]:
+    """Paragraphs after :func:`result_note`'s first lines: the sanity check's verdict on this
+    method (failed, or not checked at all), and Score-CAM's channel cap."""
+    out = []
+    if exp.method in failing:
+        out.append(sanity_failed(exp.method))
+    elif exp.method not in checked:
+        why = ("this model has no audit that matches its weights" if not checked
+               else "the audit's check covers the gradient methods only")
+        out.append(f"{METHODS[exp.method].label}: sanity check **not checked** ({why}), so nothing "
+                   "shows that this map depends on what the model learned.")
+    if exp.method == "scorecam":
+        out.append("Score-CAM scores " + (f"the {score_cam_channels} most active channels" if score_cam_channels
+                                          else "every channel") + " of the layer.")
+    return out
 
 
 def test_accuracy(metadata: dict) -> str:
@@ -52,8 +87,9 @@ def test_accuracy(metadata: dict) -> str:
     return f"Accuracy on {where}: {value:.1%}{interval}{count}."
 
 
-def how_to_read(bundle, layer: str, map_shape, failing) -> str:
-    """The "How to read this" text for ``bundle``; ``failing``: method names in menu order."""
+def how_to_read(bundle, layer: str, map_shape, failing, checked=()) -> str:
+    """The "How to read this" text for ``bundle``; ``failing``: method names in menu order;
+    ``checked``: the methods the bundle's (trusted) audit ran the sanity check on."""
     h, w = bundle.spec.size
     parts = [
         "- **Colours.** Red marks the regions that raised the explained class's score the most, blue "
@@ -73,5 +109,9 @@ def how_to_read(bundle, layer: str, map_shape, failing) -> str:
         names = ", ".join(METHODS[m].label for m in failing)
         parts.append(f"- **Sanity check.** {names} failed this model's randomisation check (their maps "
                      "barely change when the weights are randomised); read them as activity maps.")
+    unchecked = [METHODS[m].label for m in METHODS if m not in checked]
+    if unchecked:
+        parts.append(f"- **Not checked.** {', '.join(unchecked)}: no randomisation sanity check of this model "
+                     "covers them, so nothing shows that their maps depend on what the model learned.")
     parts.append("- **Not a diagnosis.** A research demo on a public dataset; see the disclaimer above.")
     return "\n".join(parts)

@@ -19,6 +19,8 @@ from .free import GradientFreeMethod
 class EigenCAM(GradientFreeMethod):
     name = "eigencam"
     label = "Eigen-CAM"
+    #: The map is the same whatever class is asked for: captions must not name one.
+    class_agnostic = True
 
     def raw_maps(self, engine, batch, acts, classes):
         """(B, h, w, C), (B, h', w', C'), (B,) -> float32 (B, h', w') projections (before ReLU)."""

@@ -1,0 +1,304 @@
+"""What the page's buttons do, as plain methods: no Gradio here, so each can be called and tested alone.
+
+:class:`Handlers` holds the explainer (any object with the :class:`explain.pipeline.Explainer`
+``explain`` / ``explain_batch`` / ``load`` interface: the in-process one or a remote
+front), the bundle and the :class:`Settings`. Each method returns a result object
+(:class:`SingleResult`, :class:`BatchResult`); :mod:`ui.endpoints` turns them into
+Gradio outputs. A new field of a result is added in one place (the dataclass, and
+its rendering in :mod:`ui.texts` or :meth:`SingleResult.report`), not in every caller.
+
+Errors the visitor must read (a file that cannot be decoded, a bad option) are
+:class:`explain.errors.ExplainError` or ``ValueError``; the endpoints show them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from explain.methods import METHODS
+from explain.pipeline import DEFAULT_METHOD
+from explain.recent import RecentExplanations, file_key
+from explain.report import PNG_NAMES, report
+from explain.tta import TTA_COPIES
+
+from .batch import DEFAULT_MAX_ITEMS, Item, expand, explain_items
+from .files import ResultFolders
+from .texts import heatmap_caption, result_note
+
+PREDICTED = "Predicted class"
+#: Methods whose one request costs many forward passes: with TTA they take the slow
+#: lane (:attr:`Handlers.slow_lane`), so that they never hold every model slot.
+SLOW_METHODS = ("scorecam",)
+
+
+class Busy(ValueError):
+    """The slow lane is taken by another request."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The page's knobs. ``ttl_seconds``: how long result files and stored pixels of a
+    request live (the app's deletion interval); ``sweep_seconds``: how often they are
+    swept; ``score_cam_channels``: what the Score-CAM caption and note say the
+    explainer uses (None: every channel)."""
+
+    max_batch: int = DEFAULT_MAX_ITEMS
+    ttl_seconds: float = 3600.0
+    sweep_seconds: float = 60.0
+    score_cam_channels: int | None = None
+    batch_opacity: float = 0.4
+
+
+@dataclass
+class SingleResult:
+    """One image's answer: what ``/predict`` shows and what ``/download`` zips.
+
+    pictures: [(PNG path, caption)] of the original, the heatmap and the overlay,
+    set by :meth:`Handlers.predict` (empty before files are written).
+    notes: extra markdown paragraphs after the standard note (caveats, checks).
+    report_fields: extra keys merged into ``report.json``.
+    """
+
+    explanation: object  # explain.pipeline.Explanation
+    opacity: float
+    source_name: str
+    captions: tuple[str, str, str]
+    caveats: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    report_fields: dict = field(default_factory=dict)
+    pictures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return self.explanation.probabilities
+
+    @property
+    def note(self) -> str:
+        return "\n\n".join([result_note(self.explanation), *self.caveats, *self.notes])
+
+    @property
+    def slider(self) -> tuple[str, str] | None:
+        """(original, overlay) PNG paths for the before/after slider."""
+        return (self.pictures[0][0], self.pictures[2][0]) if len(self.pictures) == 3 else None
+
+    def report(self) -> dict:
+        """``report.json``: the CLI's report of the explanation plus :attr:`report_fields`."""
+        return {**report(self.explanation, self.source_name), **self.report_fields}
+
+
+@dataclass
+class BatchRow:
+    """One slice of a batch: its name, its explanation or its error, extra columns."""
+
+    name: str
+    explanation: object | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class BatchColumn:
+    """A column of the batch table: header and the cell of a row (None if the row has no value)."""
+
+    header: str
+    cell: Callable[[BatchRow], object]
+
+
+def batch_columns(labels) -> list[BatchColumn]:
+    """The batch table's columns, in order; append one here to add it to the table and the CSV."""
+    def prob(label):
+        return lambda r: None if r.explanation is None else round(r.explanation.probabilities[label], 4)
+
+    return ([BatchColumn("file", lambda r: r.name),
+             BatchColumn("prediction", lambda r: "" if r.explanation is None else r.explanation.predicted)]
+            + [BatchColumn(f"p({label})", prob(label)) for label in labels]
+            + [BatchColumn("empty map", lambda r: None if r.explanation is None else r.explanation.empty),
+               BatchColumn("error", lambda r: r.error or "")])
+
+
+@dataclass
+class BatchResult:
+    """A batch's table (header + rows of cells), its CSV path and its overlay gallery."""
+
+    rows: list[BatchRow]
+    header: list[str]
+    table: list[list]
+    csv_path: str | None
+    overlays: list[tuple[str, str]]
+
+
+class Handlers:
+    """The app's work, independent of the page.
+
+    explainer: the model side (``explain(source, class_name, method=, tta=)``,
+    ``explain_batch``, ``load``, ``max_bytes``, ``max_pixels``).
+    files: where result files go (:class:`ui.files.ResultFolders`); default a
+    folder under the system's temp area.
+    failing: methods that failed the bundle's sanity check (from a trusted audit);
+    checked: the methods that check covered (the others are "not checked").
+    """
+
+    def __init__(self, bundle, explainer, *, settings: Settings | None = None, files: ResultFolders | None = None,
+                 failing=(), checked=()):
+        self.bundle, self.explainer = bundle, explainer
+        self.settings = settings or Settings()
+        self.labels = list(bundle.labels)
+        self.files = files or ResultFolders(None, ttl_seconds=self.settings.ttl_seconds)
+        self.failing, self.checked = tuple(failing), tuple(checked)
+        # Stored explanations hold the upload's pixels: keep them no longer than the files.
+        self.recent = RecentExplanations(ttl_seconds=self.settings.ttl_seconds)
+        #: At most one slow single-image request (Score-CAM, TTA) runs at a time; a second
+        #: is refused at once rather than hold a model slot while it waits.
+        self.slow_lane = threading.BoundedSemaphore(1)
+
+    # -- one image ---------------------------------------------------------------
+
+    def is_slow(self, method: str | None, tta: bool) -> bool:
+        return bool(tta) or (method or DEFAULT_METHOD) in SLOW_METHODS
+
+    def explanation(self, path: str | None, class_choice: str | None = PREDICTED, method: str | None = DEFAULT_METHOD,
+                    tta: bool = False):
+        """The explanation of ``path`` (from the recent store when it was just computed)."""
+        if path is None:
+            raise ValueError("Upload an image first.")
+        class_name = None if class_choice in (None, "", PREDICTED) else class_choice
+        method, tta = method or DEFAULT_METHOD, bool(tta)
+        if method not in METHODS:
+            raise ValueError(f"Unknown CAM method {method!r}; available: {', '.join(METHODS)}.")
+        # Only the opacity is left out of the key: a new opacity re-blends the
+        # stored heatmap instead of running the model again. Files over the
+        # decoder's size limit are not hashed; the decoder refuses them.
+        file = file_key(path, max_bytes=self.explainer.max_bytes)
+        key = None if file is None else (file, class_name, method, tta)
+        return self.recent.get(key, lambda: self.explainer.explain(path, class_name, method=method, tta=tta))
+
+    def analyse(self, path, class_choice=PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,
+                tta: bool = False) -> SingleResult:
+        """One image's :class:`SingleResult`, without writing any file."""
+        opacity = float(opacity)
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
+        if self.is_slow(method, tta):
+            with self._slow():
+                exp = self.explanation(path, class_choice, method, tta)
+        else:
+            exp = self.explanation(path, class_choice, method, tta)
+        title = METHODS[exp.method].label + (" + TTA" if exp.tta else "")
+        captions = ("Original", f"{title} {heatmap_caption(exp)}", f"Overlay, opacity {opacity:.2f}")
+        return SingleResult(exp, opacity, Path(path).name, captions, caveats=self.caveats(exp))
+
+    def caveats(self, exp) -> list[str]:
+        """What the page must say about this map's method beyond the standard note."""
+        from .texts import method_caveats
+
+        return method_caveats(exp, self.failing, self.checked, self.settings.score_cam_channels)
+
+    def predict(self, path, class_choice=PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,
+                tta: bool = False) -> SingleResult:
+        """:meth:`analyse` plus the three PNGs (in a fresh request folder)."""
+        result = self.analyse(path, class_choice, opacity, method, tta)
+        exp = result.explanation
+        arrays = (exp.image, exp.heatmap_rgb(), exp.overlay(result.opacity))
+        with self.files.request() as folder:
+            result.pictures = [(folder.png(name, array), caption)
+                               for name, array, caption in zip(PNG_NAMES, arrays, result.captions)]
+        return result
+
+    def archive(self, path, class_choice=PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,
+                tta: bool = False) -> str:
+        """The zip of one result (the three PNGs and ``report.json``), built now; returns its path."""
+        result = self.analyse(path, class_choice, opacity, method, tta)
+        exp = result.explanation
+        arrays = (exp.image, exp.heatmap_rgb(), exp.overlay(result.opacity))
+        stem = Path(result.source_name).stem or "image"
+        with self.files.request() as folder:
+            return folder.zip(f"{stem}_explained.zip", dict(zip(PNG_NAMES, arrays)), result.report())
+
+    def compare(self, path, class_choice=PREDICTED, opacity: float = 0.4,
+                tta: bool = False) -> Iterator[list[tuple[str, str]]]:
+        """Every method's overlay of one image, as a growing gallery: one yield per method,
+        so that a caller can stop between methods. The page runs it in a queue of its own
+        (not the single-image one), so it does not take the slow lane."""
+        opacity = float(opacity)
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
+        with self.files.request() as folder:
+            items = []
+            for name, cls in METHODS.items():
+                exp = self.explanation(path, class_choice, name, tta)
+                items.append((folder.png(f"{name}.png", exp.overlay(opacity)),
+                              f"{cls.label} ({heatmap_caption(exp, short=True)})"))
+                yield list(items)
+
+    def preview(self, path) -> str | None:
+        """A file box upload (DICOM, TIFF...) decoded to a PNG the browser can show."""
+        if path is None:
+            return None
+        image, _ = self.explainer.load(path)
+        with self.files.request() as folder:
+            return folder.png("decoded.png", image)
+
+    # -- several images ----------------------------------------------------------
+
+    def expand(self, paths) -> list[Item]:
+        if not paths:
+            raise ValueError("Add one or more files, or a zip of them.")
+        return expand(paths, max_items=self.settings.max_batch, max_bytes=self.explainer.max_bytes,
+                      max_pixels=self.explainer.max_pixels)
+
+    def batch(self, paths, on_progress: Callable[[int, int], None] | None = None) -> BatchResult:
+        """Several files (images, DICOM incl. multi-frame, zips of them): one row per slice."""
+        items = self.expand(paths)
+        columns = batch_columns(self.labels)
+        rows, overlays = [], []
+        with self.files.request() as folder:
+            for k, (item, exp, error) in enumerate(explain_items(self.explainer, items, on_progress)):
+                rows.append(BatchRow(item.name, exp, error))
+                if exp is not None:
+                    overlays.append((folder.png(f"{k:03d}.png", exp.overlay(self.settings.batch_opacity)),
+                                     f"{item.name}: {exp.predicted} ({exp.probabilities[exp.predicted]:.0%})"))
+            header = [c.header for c in columns]
+            table = [[c.cell(r) for c in columns] for r in rows]
+            csv_path = folder.csv("batch.csv", header, table)
+        return BatchResult(rows, header, table, csv_path, overlays)
+
+    # -- housekeeping ------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Drop what past requests left: stored explanations and result folders past their time."""
+        self.recent.expire()
+        self.files.sweep()
+
+    def _slow(self):
+        if not self.slow_lane.acquire(blocking=False):
+            raise Busy("Another visitor's slow job (Score-CAM or smoothing) is running; "
+                       "try again in a moment, or use a faster method.")
+        return _Release(self.slow_lane)
+
+
+class _Release:
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+__all__ = [
+    "PREDICTED",
+    "SLOW_METHODS",
+    "TTA_COPIES",
+    "BatchColumn",
+    "BatchResult",
+    "BatchRow",
+    "Busy",
+    "Handlers",
+    "Settings",
+    "SingleResult",
+    "batch_columns",
+]
