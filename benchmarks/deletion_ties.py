@@ -29,7 +29,7 @@ from explain.metrics import faithfulness, plausibility  # noqa: E402
 from explain.evaluation.audit import method_map, spread  # noqa: E402
 from explain.bundle import load_bundle  # noqa: E402
 from explain.pipeline import Explainer  # noqa: E402
-from explain.metrics.stats import bootstrap_mean  # noqa: E402
+from explain.metrics.stats import bootstrap_mean, format_interval  # noqa: E402
 
 TIE_BREAK = 1e-3
 
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     print("| map | deletion AUC (lower better) | insertion AUC (higher better) |\n|---|---|---|")
     for name, row in scores.items():
         cells = [bootstrap_mean(row[k]) for k in ("deletion", "insertion")]
-        print(f"| {name} | " + " | ".join(f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" for c in cells) + " |")
+        print(f"| {name} | " + " | ".join(format_interval(c, 3) for c in cells) + " |")
     return 0
 
 

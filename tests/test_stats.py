@@ -70,3 +70,9 @@ def test_the_doctor_interval_is_the_one_scipy_gave():
                                     rng=np.random.default_rng(0)).confidence_interval
         new = _balanced_interval(truth, pred, 3)
         assert (new["low"], new["high"]) == pytest.approx((old.low, old.high), abs=1e-12)
+
+
+def test_one_interval_format():
+    assert stats.format_interval({"mean": 0.951, "low": 0.876, "high": 1.0}) == "0.95 [0.88, 1.00]"
+    assert stats.format_interval({"mean": 12.34, "low": 1.0, "high": 20.0}, 1) == "12.3 [1.0, 20.0]"
+    assert stats.format_interval(None) == "n/a"

@@ -68,10 +68,3 @@ def severity_of_gain(gain: dict) -> str:
     if not gain["clear"]:
         return OK
     return ERROR if gain["mean"] >= CLEAR_GAIN else WARNING
-
-
-def fmt_interval(stats: dict | None, digits: int = 2) -> str:
-    """"0.95 [0.88, 1.00]" for an :func:`interval` dict; "n/a" for None."""
-    if stats is None:
-        return "n/a"
-    return f"{stats['mean']:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"

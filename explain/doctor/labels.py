@@ -14,7 +14,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..metrics.classification import confusion_matrix
-from .findings import OK, WARNING, Finding, fmt_interval, interval, paired_gain, severity_of_gain
+from ..metrics.stats import format_interval
+from .findings import OK, WARNING, Finding, interval, paired_gain, severity_of_gain
 from .sample import Sample
 
 
@@ -97,9 +98,9 @@ def check_labels(probs: np.ndarray, sample: Sample, given: list[str] | None, n_u
         why = ("no labels given" if given is None else
                f"the folder names ({', '.join(classes)}) are not all among the given labels")
         severity = OK if given is None else WARNING
+        accuracy = format_interval(info["accuracy_recommended_order"])
         return fitted, info, Finding(severity, "labels", f"{why}; the order that fits the folders is "
-                                     f"{', '.join(fitted)} (accuracy {fmt_interval(info['accuracy_recommended_order'])} "
-                                     f"on {n} labelled images).")
+                                     f"{', '.join(fitted)} (accuracy {accuracy} on {n} labelled images).")
     ref_hits = hits(truth, pred, ref)
     gain = paired_gain(best_hits, ref_hits)
     info["accuracy_given_order"] = interval(ref_hits)
@@ -109,15 +110,15 @@ def check_labels(probs: np.ndarray, sample: Sample, given: list[str] | None, n_u
     source = "given order" if given is not None else "sorted folder order"
     if severity == OK:
         info["recommended"] = reference
-        return reference, info, Finding(OK, "labels", f"{source} {', '.join(reference)} fits: accuracy "
-                                        f"{fmt_interval(info['accuracy_given_order'])}, no reordering does clearly "
-                                        f"better (best {fmt_interval(info['accuracy_recommended_order'])}; {n} images).")
+        given_acc, best_acc = (format_interval(info[k]) for k in ("accuracy_given_order", "accuracy_recommended_order"))
+        return reference, info, Finding(OK, "labels", f"{source} {', '.join(reference)} fits: accuracy {given_acc}, "
+                                        f"no reordering does clearly better (best {best_acc}; {n} images).")
     info["recommended"] = fitted
     if given is None:
         severity = OK  # nothing was claimed, so nothing is wrong: the doctor found the order
     moved = sum(a != b for a, b in zip(reference, fitted))
     return fitted, info, Finding(severity, "labels", (
-        f"{source} {', '.join(reference)} gives accuracy {fmt_interval(info['accuracy_given_order'])}; the order "
-        f"{', '.join(fitted)} gives {fmt_interval(info['accuracy_recommended_order'])} (+{gain['mean']:.2f} "
-        f"[{gain['low']:.2f}, {gain['high']:.2f}], {moved} of {n_units} names move; {n} images). "
+        f"{source} {', '.join(reference)} gives accuracy {format_interval(info['accuracy_given_order'])}; the order "
+        f"{', '.join(fitted)} gives {format_interval(info['accuracy_recommended_order'])} (+{format_interval(gain)}, "
+        f"{moved} of {n_units} names move; {n} images). "
         f"Use --labels {','.join(fitted)}."))

@@ -36,7 +36,7 @@ from ..metrics.classification import balanced_accuracy, confusion_matrix
 from ..model.graph import run_intercepted
 from ..model.layers import walk
 from ..preprocess import COLOR_MODES, NORMALIZATIONS, InputSpec, finish, prepare_pixels
-from .findings import (BOOTSTRAP_RESAMPLES, ERROR, OK, WARNING, Finding, fmt_interval, interval,
+from .findings import (BOOTSTRAP_RESAMPLES, ERROR, OK, WARNING, Finding, interval,
                        paired_gain, severity_of_gain)
 from .labels import best_units, hits, reference_units
 from .sample import Sample
@@ -327,7 +327,7 @@ class _Judge:
     def describe(self, k: str) -> str:
         entry = self.by_setting[k]
         if self.evidence == "labels":
-            return f"{k}: accuracy {fmt_interval(entry['accuracy_best_order'])}"
+            return f"{k}: accuracy {stats.format_interval(entry['accuracy_best_order'])}"
         free = entry["label_free"]
         text = (f"{k}: largest class {free['largest_class_share']:.0%}, mean top probability "
                 f"{free['mean_top_probability']:.2f}")

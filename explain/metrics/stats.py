@@ -58,3 +58,10 @@ def bootstrap_mean(values, n_boot: int = 1000, seed: int = 0, level: float = 0.9
         return {"mean": mean, "low": mean, "high": mean, "n": int(data.size)}
     low, high = bootstrap_interval(lambda idx: data[idx].mean(), data.size, n_boot, seed, level)
     return {"mean": mean, "low": low, "high": high, "n": int(data.size)}
+
+
+def format_interval(stat: dict | None, digits: int = 2) -> str:
+    """"0.95 [0.88, 1.00]" for a :func:`bootstrap_mean`-style dict ({"mean", "low", "high"}); "n/a" for None."""
+    if stat is None:
+        return "n/a"
+    return f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
