@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -86,7 +87,10 @@ def main(argv=None) -> int:
     print(f"API round trip (/predict):        median {1000 * statistics.median(api):.0f} ms")
     print(f"browser / API: {ratio:.2f}x (target <= {TARGET})  {'PASS' if ratio <= TARGET else 'FAIL'}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"browser_s": ui, "api_s": api, "ratio": ratio}, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_count": os.cpu_count(), "n": args.n,
+            "browser_median_s": statistics.median(ui), "api_median_s": statistics.median(api), "ratio": ratio,
+            "target": TARGET, "browser_s": ui, "api_s": api}, indent=1) + "\n")
     return 0 if ratio <= TARGET else 1
 
 

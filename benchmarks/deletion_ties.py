@@ -1,6 +1,6 @@
 """Why does Grad-CAM's deletion curve not beat the centre prior? The map's zeros, or the model?
 
-    python benchmarks/deletion_ties.py [--model models/default] [--limit 40]
+    python benchmarks/deletion_ties.py [--model models/default] [--limit 40] [--json OUT]
 
 After lesion-guided fine-tuning the Grad-CAM map is zero on most of the
 image, and the deletion metric (explain.metrics.faithfulness, as the audit runs it)
@@ -18,6 +18,7 @@ enough of the evidence either.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="models/default")
     p.add_argument("--limit", type=int, default=40, help="test images, spread as the audit's --limit")
     p.add_argument("--data", help="dataset folder (default $BRAIN_MRI_DATA or ../shared/data/brain-tumor-mri)")
+    p.add_argument("--json", help="also write the table as JSON here (the audit notes render from it)")
     args = p.parse_args(argv)
 
     explainer = Explainer(load_bundle(args.model))
@@ -65,9 +67,14 @@ def main(argv=None) -> int:
     n = len(next(iter(scores.values()))["deletion"])
     print(f"{args.model}: {n} test images, true class; mean [95 % bootstrap interval]")
     print("| map | deletion AUC (lower better) | insertion AUC (higher better) |\n|---|---|---|")
+    table = {}
     for name, row in scores.items():
         cells = [bootstrap_mean(row[k]) for k in ("deletion", "insertion")]
+        table[name] = dict(zip(("deletion_auc", "insertion_auc"), cells))
         print(f"| {name} | " + " | ".join(format_interval(c, 3) for c in cells) + " |")
+    if args.json:
+        result = {"model": args.model, "n_images": n, "tie_break": TIE_BREAK, "rows": table}
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
