@@ -45,7 +45,7 @@ def test_a_block_is_rewritten_from_the_results(tmp_path):
 def test_readme_is_short_and_starts_with_both_commands():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 150, len(lines)
-    body = [l for l in lines[lines.index("---", 1) + 1:]]  # after the Space front matter
+    body = lines[lines.index("---", 1) + 1:]  # after the Space front matter
     first_screen = "\n".join(body[:45])
     assert "pip install -r requirements.txt && python app.py" in first_screen
     assert "pip install -r requirements-dev.txt && python -m pytest" in first_screen
