@@ -12,7 +12,6 @@ docs/doctor.md renders the transcript from the file (``docs/render.py``). Needs 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -22,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools import ROOT, parser
+
 PER_CLASS = 10
 WRONG = ["--preprocessing", "xception", "--labels", "meningioma,notumor,pituitary,glioma"]
 
@@ -53,11 +53,7 @@ def make_sample(work: Path) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.doctor_example", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=ROOT / "models/default")
-    p.add_argument("--out", type=Path, default=ROOT / "models/default/eval/doctor_example.json")
-    args = p.parse_args(argv)
+    args = parser("python -m tools.doctor_example", __doc__, "models/default/eval/doctor_example.json").parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         chosen = make_sample(work)

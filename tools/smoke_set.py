@@ -11,12 +11,12 @@ file records the weights' digest, so a figure from other weights is caught by te
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools import ROOT, parser
+
 
 
 def measure(bundle_path: Path) -> dict:
@@ -57,11 +57,7 @@ def measure(bundle_path: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.smoke_set", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=ROOT / "models/default")
-    p.add_argument("--out", type=Path, default=ROOT / "models/default/eval/smoke.json")
-    args = p.parse_args(argv)
+    args = parser("python -m tools.smoke_set", __doc__, "models/default/eval/smoke.json").parse_args(argv)
     from explain.quiet import import_tensorflow
 
     import_tensorflow()
