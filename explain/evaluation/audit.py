@@ -265,7 +265,7 @@ def to_markdown(report: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
 
     def cell(stat, digits=3):
-        return f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
+        return stats.format_interval(stat, digits)
 
     for name, row in report["summary"]["overall"].items():
         title = row_title(name)
@@ -349,11 +349,6 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
             "reliance_metrics": list(RELIANCE_METRICS), "reliance": summary(reliance, RELIANCE_METRICS)}
 
 
-def _mean_and_interval(stat: dict) -> str:
-    """A bootstrap_mean result as "mean [low, high]" to two decimals."""
-    return f"{stat['mean']:.2f} [{stat['low']:.2f}, {stat['high']:.2f}]"
-
-
 def lesion_markdown(summary: dict) -> str:
     metrics = summary["metrics"]
     groups = sorted({g for rows in summary["rows"].values() for g in rows}, key=lambda g: (g != "overall", g))
@@ -364,7 +359,7 @@ def lesion_markdown(summary: dict) -> str:
         for name, rows in summary["rows"].items():
             if group not in rows:
                 continue
-            cells = [_mean_and_interval(rows[group][m]) for m in metrics]
+            cells = [stats.format_interval(rows[group][m]) for m in metrics]
             lines.append(f"| {row_title(name) if not name.startswith('baseline') else name} ({rows[group][metrics[0]]['n']}) | "
                          + " | ".join(cells) + " |")
         lines.append("")
@@ -375,7 +370,7 @@ def lesion_markdown(summary: dict) -> str:
         for group in groups:
             block = summary["reliance"].get(group)
             if block:
-                cells = [_mean_and_interval(block[m]) for m in metrics]
+                cells = [stats.format_interval(block[m]) for m in metrics]
                 lines.append(f"| {group} ({block[metrics[0]]['n']}) | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
