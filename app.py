@@ -38,7 +38,7 @@ import gradio as gr  # noqa: E402
 from explain.bundle import Bundle, add_model_options, default_bundle_path, load_from_args  # noqa: E402
 from explain.io.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
 from explain.errors import ExplainError  # noqa: E402
-from explain.methods import METHODS  # noqa: E402
+from explain.methods import METHODS  # noqa: E402, F401 (re-exported: the tests list the methods through app)
 from explain.pipeline import Explainer  # noqa: E402
 from ui import sweeper  # noqa: E402
 from ui.batch import DEFAULT_MAX_ITEMS  # noqa: E402
@@ -74,8 +74,7 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     settings = Settings(max_batch=max_batch, ttl_seconds=ttl, sweep_seconds=min(ttl, 60.0),
                         score_cam_channels=getattr(explainer, "score_cam_channels", None))
     handlers = Handlers(bundle, explainer, settings=settings, files=ResultFolders(gradio_cache_dir(), ttl),
-                        failing=[m for m in METHODS if m in bundle.failed_sanity_check()],
-                        checked=[m for m in METHODS if m in sanity_checked(bundle)])
+                        audit=bundle.audit())
     with gr.Blocks(title="Brain MRI Grad-CAM", delete_cache=delete_cache) as demo:
         page = layout(bundle, explainer, handlers, examples, max_batch)
         wire(page, Endpoints(handlers, examples))
@@ -84,12 +83,6 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     sweeper.register(handlers, settings.sweep_seconds)
     demo.handlers = handlers  # for tests and tools: the page's work without the page
     return demo
-
-
-def sanity_checked(bundle: Bundle) -> set[str]:
-    """The methods the bundle's audit ran the randomisation sanity check on."""
-    passed = ((bundle.audit() or {}).get("sanity") or {}).get("passed")
-    return set(passed) if isinstance(passed, dict) else set()
 
 
 def parse_args(argv=None):

@@ -51,8 +51,10 @@ class Bundle:
         """The bundle's own audit report (``<folder>/audit/audit.json``), None if it has none.
 
         Written by ``python -m explain.evaluation.audit --out <folder>/audit``. A report
-        that cannot be read is reported with a warning and treated as absent:
-        the app must start, but not pretend the audit said nothing.
+        that cannot be read, or whose ``weights_digest`` is not these weights' (a
+        retrained or replaced model, or a report from before the digest was recorded),
+        is reported with a warning and treated as absent: the app must start, but
+        never vouch for these weights with another model's audit.
         """
         report = self.path / "audit" / "audit.json" if self.path is not None and self.path.is_dir() else None
         if report is None or not report.is_file():
@@ -63,6 +65,10 @@ class Bundle:
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             warnings.warn(f"Ignoring the unreadable audit report {report}: {exc}", stacklevel=2)
+            return None
+        if data.get("weights_digest") != self.weights_digest():
+            warnings.warn(f"Ignoring the audit report {report}: it was made for other weights "
+                          "(its weights_digest is missing or differs); run the audit again", stacklevel=2)
             return None
         return data
 

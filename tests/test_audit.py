@@ -76,11 +76,18 @@ def test_sanity_failures_are_read_from_the_bundles_own_audit(tmp_path):
     report.write_text("{not json")
     with pytest.warns(UserWarning, match="unreadable audit report"):
         assert bundle.failed_sanity_check() == set()
-    report.write_text(json.dumps({"sanity": {"passed": ["gradcam"]}}))
+    digest = bundle.weights_digest()
+    report.write_text(json.dumps({"weights_digest": digest, "sanity": {"passed": ["gradcam"]}}))
     with pytest.warns(UserWarning, match="malformed sanity section"):
         assert bundle.failed_sanity_check() == set()
-    report.write_text(json.dumps({"sanity": {"passed": {"layercam": False, "gradcam": True, "gradcampp": False}}}))
+    verdicts = {"sanity": {"passed": {"layercam": False, "gradcam": True, "gradcampp": False}}}
+    report.write_text(json.dumps({"weights_digest": digest, **verdicts}))
     assert bundle.failed_sanity_check() == {"gradcampp", "layercam"}
+    # Another model's audit (or one that records no weights) vouches for nothing here.
+    for other in ({"weights_digest": "0" * 64}, {}):
+        report.write_text(json.dumps({**other, **verdicts}))
+        with pytest.warns(UserWarning, match="made for other weights"):
+            assert bundle.failed_sanity_check() == set() and bundle.audit() is None
 
     exp = SimpleNamespace(predicted="glioma", explained="glioma", probabilities={"glioma": 0.9},
                           method="layercam", layer="last", empty=False, tta=False)

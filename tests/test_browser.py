@@ -235,3 +235,56 @@ def test_bad_file_dicom_and_batch_in_a_real_browser(served, page, tmp_path):
     expect(page.locator("#batch-gallery img")).to_have_count(2)
     expect(page.locator("#batch-csv")).to_contain_text("batch")
     page.screenshot(path=str(ARTIFACTS / "browser-batch-1280x800.png"), full_page=True)
+
+
+def test_clearing_and_changing_options_leave_nothing_stale(served, page):
+    url, folder, bundle = served
+    explainer = Explainer(bundle)
+    image = write_png(folder / "stale_slice.png", np.random.default_rng(5).integers(0, 256, (40, 40), dtype=np.uint8))
+    page.goto(url)
+    upload(page, image)
+    wait_for_result(page, expected_note(explainer, image))
+
+    # A comparison, then another class: the old comparison goes with the old class.
+    page.locator("#compare").click()
+    expect(page.locator("#comparison img")).to_have_count(len(app_module.METHODS))
+    page.locator("#options").click()
+    page.locator("#options input[type=range]").fill("0.8")
+    expect(page.locator("#comparison img")).to_have_count(0)
+    expect(page.locator("#gallery img")).to_have_count(3)
+
+    # Clearing the image box clears everything, the file box included: a later option
+    # change then explains nothing (it used to re-explain the removed image).
+    page.locator("#image-input").get_by_role("button", name="Remove Image").click()
+    expect(page.locator("#gallery img")).to_have_count(0)
+    expect(page.locator("#file-input")).not_to_contain_text(image.name)
+    page.locator("#options input[type=range]").fill("0.3")
+    page.wait_for_timeout(1500)
+    expect(page.locator("#note")).not_to_contain_text("Prediction")
+    expect(page.locator("#gallery img")).to_have_count(0)
+
+
+def test_stop_cancels_a_running_comparison(page, tmp_path):
+    from test_app_queues import GatedExplainer
+
+    bundle = load_bundle(write_tiny_bundle(tmp_path / "bundle"))
+    explainer = GatedExplainer(bundle)
+    image = write_png(tmp_path / "slice.png", np.random.default_rng(6).integers(0, 256, (40, 40), dtype=np.uint8))
+    demo = app_module.build_demo(bundle, explainer=explainer, examples=[])
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        upload(page, image)
+        expect(page.locator("#gallery img")).to_have_count(3)
+        page.locator("#compare").click()
+        assert explainer.waiting.wait(TIMEOUT_MS / 1000), "the comparison never reached Score-CAM"
+        page.locator("#stop").click()
+        page.wait_for_timeout(1000)
+        explainer.gate.set()
+        page.wait_for_timeout(2000)
+        # The methods after Score-CAM (Eigen-CAM) were never asked for: the comparison stopped.
+        assert "eigencam" not in explainer.calls, explainer.calls
+    finally:
+        explainer.gate.set()
+        demo.close()

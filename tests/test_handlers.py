@@ -107,3 +107,15 @@ def test_a_failing_request_leaves_no_folder(tiny, tmp_path):
     with pytest.raises(ValueError):
         list(handlers.compare(str(image), "no-such-class"))
     assert handlers.files.folders() == []
+
+
+def test_the_sanity_verdicts_and_score_cam_setting_come_from_a_trusted_audit(tiny, tmp_path):
+    _, _, image, _ = tiny
+    audit = {"sanity": {"passed": {"gradcam": True, "layercam": False}},
+             "summary": {"overall": {"gradcam": {}, "scorecam": {}}}, "score_cam_channels": None}
+    handlers = make(tiny, tmp_path, audit=audit, settings=Settings(score_cam_channels=128))
+    assert handlers.failing == ("layercam",) and handlers.checked == ("gradcam", "layercam")
+    note = handlers.analyse(str(image), method="scorecam").note
+    assert "scores the 128 most active channels" in note and "audit scored every channel" in note
+    untrusted = make(tiny, tmp_path, audit=None)
+    assert untrusted.failing == () and "no audit that matches its weights" in untrusted.analyse(str(image)).note

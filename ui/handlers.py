@@ -137,17 +137,24 @@ class Handlers:
     ``explain_batch``, ``load``, ``max_bytes``, ``max_pixels``).
     files: where result files go (:class:`ui.files.ResultFolders`); default a
     folder under the system's temp area.
-    failing: methods that failed the bundle's sanity check (from a trusted audit);
-    checked: the methods that check covered (the others are "not checked").
+    audit: the bundle's audit report if it is trusted (``Bundle.audit()``: made for these
+    weights), else None. failing / checked: the methods that failed the randomisation
+    sanity check / that it covered (the others are "not checked"); default from ``audit``.
     """
 
     def __init__(self, bundle, explainer, *, settings: Settings | None = None, files: ResultFolders | None = None,
-                 failing=(), checked=()):
+                 audit: dict | None = None, failing=None, checked=None):
         self.bundle, self.explainer = bundle, explainer
         self.settings = settings or Settings()
         self.labels = list(bundle.labels)
         self.files = files or ResultFolders(None, ttl_seconds=self.settings.ttl_seconds)
-        self.failing, self.checked = tuple(failing), tuple(checked)
+        passed = ((audit or {}).get("sanity") or {}).get("passed")
+        passed = passed if isinstance(passed, dict) else {}
+        self.failing = tuple(m for m in METHODS if passed.get(m) is False) if failing is None else tuple(failing)
+        self.checked = tuple(m for m in METHODS if m in passed) if checked is None else tuple(checked)
+        #: Score-CAM's channel count in the audit (None: every channel), if the audit scored Score-CAM.
+        audited = "scorecam" in ((audit or {}).get("summary") or {}).get("overall", {})
+        self.audited_score_cam = (audit.get("score_cam_channels"),) if audited else ()
         # Stored explanations hold the upload's pixels: keep them no longer than the files.
         self.recent = RecentExplanations(ttl_seconds=self.settings.ttl_seconds)
         #: At most one slow single-image request (Score-CAM, TTA) runs at a time; a second
@@ -194,7 +201,8 @@ class Handlers:
         """What the page must say about this map's method beyond the standard note."""
         from .texts import method_caveats
 
-        return method_caveats(exp, self.failing, self.checked, self.settings.score_cam_channels)
+        return method_caveats(exp, self.failing, self.checked, self.settings.score_cam_channels,
+                              self.audited_score_cam)
 
     def predict(self, path, class_choice=PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,
                 tta: bool = False) -> SingleResult:

@@ -49,9 +49,11 @@ def sanity_failed(method: str) -> str:
             "shows where features are active more than what the class relies on.")
 
 
-def method_caveats(exp, failing=(), checked=(), score_cam_channels: int | None = None) -> list[str]:
+def method_caveats(exp, failing=(), checked=(), score_cam_channels: int | None = None, audited=()) -> list[str]:
     """Paragraphs after :func:`result_note`'s first lines: the sanity check's verdict on this
-    method (failed, or not checked at all), and Score-CAM's channel cap."""
+    method (failed, or not checked at all), and Score-CAM's channel cap. ``audited``:
+    ``(channels,)`` when the bundle's audit scored Score-CAM with that many channels
+    (None: every channel), ``()`` when it did not."""
     out = []
     if exp.method in failing:
         out.append(sanity_failed(exp.method))
@@ -61,8 +63,12 @@ def method_caveats(exp, failing=(), checked=(), score_cam_channels: int | None =
         out.append(f"{METHODS[exp.method].label}: sanity check **not checked** ({why}), so nothing "
                    "shows that this map depends on what the model learned.")
     if exp.method == "scorecam":
-        out.append("Score-CAM scores " + (f"the {score_cam_channels} most active channels" if score_cam_channels
-                                          else "every channel") + " of the layer.")
+        def channels(n):
+            return f"the {n} most active channels" if n else "every channel"
+        line = f"Score-CAM here scores {channels(score_cam_channels)} of the layer"
+        if audited and audited[0] != score_cam_channels:
+            line += f"; the model's audit scored {channels(audited[0])}, so its Score-CAM figures describe that setting"
+        out.append(line + ".")
     return out
 
 

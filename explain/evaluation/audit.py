@@ -390,6 +390,10 @@ def main(argv=None) -> int:
         "model": str(bundle.path), "split": args.split, "n_images": len(items),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m explain.evaluation.audit " + " ".join(argv if argv is not None else sys.argv[1:]),
+        # The app trusts this report only for these weights (Bundle.audit), and says when its
+        # Score-CAM differs from the one audited (None: every channel of the layer).
+        "weights_digest": bundle.weights_digest(),
+        "score_cam_channels": explainer.score_cam_channels,
     }
     if args.lesions_only and not args.lesions:
         raise SystemExit("error: --lesions-only needs --lesions FILE")
@@ -404,6 +408,8 @@ def main(argv=None) -> int:
     if args.lesions_only and (out / "audit.json").is_file():
         # Add the lesion rows to the report already there instead of replacing it.
         earlier = json.loads((out / "audit.json").read_text())
+        if earlier.get("weights_digest") != report["weights_digest"]:
+            raise SystemExit(f"error: {out / 'audit.json'} was made for other weights; run the whole audit again")
         report = {**earlier, "lesions_command": report["command"], "lesions_date": report["date"]}
     text = to_markdown(report) if "summary" in report else ""
     if args.lesions:
