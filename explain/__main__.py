@@ -5,7 +5,10 @@
 For every image it writes ``OUT/<image name>/`` with ``1_original.png``,
 ``2_heatmap.png``, ``3_overlay.png`` and ``report.json``, prints one line, and
 exits with status 1 if any image failed to decode or any check failed
-(2 for a model that cannot be loaded).
+(2 for a model that cannot be loaded). The line also gives the two trust
+checks (see docs/trust.md): whether the image is like the training slices (a
+flagged image is reported, not refused: the exit status does not change) and
+what removing the map's top region does to the explained class.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .io.sniff import DICOM_MAGIC, DICOM_MAGIC_OFFSET, is_dicom
 from .methods import METHODS
 from .pipeline import DEFAULT_METHOD, Explainer
 from .progress import progress
-from .report import write_result
+from .report import check_line, write_result
 from .serving.batching import DEFAULT_CHUNK, explain_chunks
 from .tta import TTA_COPIES
 
@@ -114,7 +117,7 @@ def main(argv=None) -> int:
         top = exp.probabilities[exp.predicted]
         status = "ok  " if not failed else "FAIL"
         detail = f"  failed checks: {', '.join(failed)}" if failed else ""
-        print(f"{status} {path}: {exp.predicted} ({top:.3f}), map of {exp.explained}{detail}")
+        print(f"{status} {path}: {exp.predicted} ({top:.3f}), map of {exp.explained}{detail}; {check_line(exp)}")
     print(f"{len(files) - failures}/{len(files)} images ok; results in {out}", file=sys.stderr)
     return 1 if failures else 0
 

@@ -10,8 +10,11 @@ A bundle is a folder::
 (1), ``labels`` (class names in output order), ``input_size`` ([h, w]),
 ``color_mode`` ("grayscale" | "rgb"), ``preprocessing`` (see
 :mod:`explain.preprocess`), ``target_layer`` (name, path or "auto"),
-``temperature`` (float, 1.0 = none) and ``metadata`` (free-form: metrics, data
-fingerprint, training config, ...).
+``temperature`` (float, 1.0 = none), ``metadata`` (free-form: metrics, data
+fingerprint, training config, ...) and, optionally, ``input_check`` (the
+reference of the run-time input check and its ``.npz`` file, see
+:mod:`explain.checks.input_check`; written by
+``python -m explain.evaluation.fit_input_check``).
 
 Everything is validated when the bundle is loaded, so a mismatch shows up at
 start-up with a message that says how to fix it, not as a wrong heatmap later.
@@ -46,6 +49,7 @@ class Bundle:
     temperature: float = 1.0
     metadata: dict = field(default_factory=dict)
     path: Path | None = None
+    input_check: dict | None = None  # bundle.json's "input_check" entry, None if it has none
 
     def audit(self) -> dict | None:
         """The bundle's own audit report (``<folder>/audit/audit.json``), None if it has none.
@@ -212,6 +216,7 @@ def load_bundle(
         temperature=config.get("temperature", 1.0),
         metadata=config.get("metadata", {}),
         path=source,
+        input_check=config.get("input_check"),
     )
 
 
@@ -258,6 +263,7 @@ def from_model(
     temperature: float = 1.0,
     metadata: dict | None = None,
     path: Path | None = None,
+    input_check: dict | None = None,
 ) -> Bundle:
     """Validate an in-memory model against its description and make a :class:`Bundle`."""
     from .model.layers import find_target_layer
@@ -279,7 +285,7 @@ def from_model(
     except ExplainError as exc:
         raise BundleError(str(exc)) from None
     return Bundle(model, list(labels), spec, target_layer or "auto", float(temperature),
-                  dict(metadata or {}), path)
+                  dict(metadata or {}), path, input_check if isinstance(input_check, dict) else None)
 
 
 def image_classifier_shapes(model) -> tuple[tuple, tuple]:
@@ -352,8 +358,23 @@ def save_bundle(bundle: Bundle, folder: str | Path) -> Path:
         "temperature": bundle.temperature,
         "metadata": bundle.metadata,
     }
+    if bundle.input_check and _copy_reference(bundle, folder):
+        config["input_check"] = bundle.input_check
     (folder / BUNDLE_JSON).write_text(json.dumps(config, indent=2) + "\n")
     return folder
+
+
+def _copy_reference(bundle: Bundle, folder: Path) -> bool:
+    """Copy the input check's reference file next to the saved model; False if there is none to copy."""
+    import shutil
+
+    name = str(bundle.input_check.get("file", ""))
+    source = bundle.path / name if bundle.path is not None and bundle.path.is_dir() and name else None
+    if source is None or not source.is_file():
+        return False
+    if source.resolve() != (folder / name).resolve():
+        shutil.copyfile(source, folder / name)
+    return True
 
 
 DEFAULT_BUNDLE_ENV = "BRAIN_MRI_MODEL"

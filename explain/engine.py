@@ -46,6 +46,8 @@ class CamResult:
     maps: float32 (B, h, w) in [0, 1] at the target layer's resolution.
     empty: bool (B,) True where a map had no positive evidence (map is all zeros).
     classes: int32 (B,) the class each map explains.
+    features: float32 (B, D) the head's input (the pooled features the classifier
+        reads; the logits themselves for a head that is only an activation).
     """
 
     probs: np.ndarray
@@ -53,6 +55,7 @@ class CamResult:
     maps: np.ndarray
     empty: np.ndarray
     classes: np.ndarray
+    features: np.ndarray | None = None
 
 
 class CamEngine:
@@ -90,6 +93,7 @@ class CamEngine:
         )
         self._explain_all_fn = tf.function(self._explain_all, input_signature=[signature])
         self._predict_fn = tf.function(self._predict, input_signature=[signature])
+        self._predict_features_fn = tf.function(self._predict_features, input_signature=[signature])
         self._logits_fn = tf.function(lambda x: self._forward(x)[1], input_signature=[signature])
         dummy = np.zeros((1,) + self.input_shape, np.float32)
         out = self._explain_fn(dummy, np.array([-1], np.int32))  # trace now, not on the first request
@@ -157,19 +161,26 @@ class CamEngine:
     # -- graph pieces -------------------------------------------------------
     def _forward(self, x):
         """x (B, h, w, C) -> (target activation (B, h', w', C'), logits (B, K))."""
+        store = self._run(x)
+        return store["acts"], store["logits"]
+
+    def _run(self, x) -> dict:
+        """x (B, h, w, C) -> {"acts": target activation, "logits": (B, K), "features": head input (B, D)}."""
         store = {}
         head = self._head.layer
         overrides = {id(self.target.layer): capture_output(store, "acts"), id(head): self._logit_capture(store)}
         run_intercepted(self.model, x, overrides)
         if "acts" not in store:
             raise LayerError(f"Layer {self.target} is not on the path from the input to the output.")
-        return store["acts"], store["logits"]
+        return store
 
     def _logit_capture(self, store):
         head = self._head.layer
 
         def wrap(call):
             def wrapped(inputs, *args, **kwargs):
+                # The head's input: the features the input check scores, from this same pass.
+                store["features"] = tf.reshape(inputs, (tf.shape(inputs)[0], -1))
                 if isinstance(head, keras.layers.Dense):
                     z = tf.matmul(inputs, head.kernel)
                     if head.bias is not None:
@@ -193,10 +204,15 @@ class CamEngine:
     def _predict(self, x):
         return self._probs(self._logits_fn(x))
 
+    def _predict_features(self, x):
+        store = self._run(x)
+        return self._probs(store["logits"]), store["features"]
+
     def _explain(self, x, class_idx):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            acts, logits = self._forward(x)
+            store = self._run(x)
+            acts, logits = store["acts"], store["logits"]
             predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
             classes = tf.where(class_idx < 0, predicted, class_idx)
             # Sum over the batch: each logit depends only on its own sample's
@@ -204,7 +220,7 @@ class CamEngine:
             score = tf.reduce_sum(tf.gather(logits, classes, batch_dims=1))
         grads = tape.gradient(score, acts)
         maps, empty = normalize_maps(self.method.raw_map(acts, grads))
-        return self._probs(logits), logits, maps, empty, classes
+        return self._probs(logits), logits, maps, empty, classes, store["features"]
 
     def _explain_all(self, x):
         with tf.GradientTape(persistent=True) as tape:
@@ -221,9 +237,19 @@ class CamEngine:
         """(B, h, w, C) float32 -> (B, K) probabilities, no heatmap."""
         return self._predict_fn(as_model_batch(batch, self.input_shape)).numpy()
 
+    def predict_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, h, w, C) float32 -> (probabilities (B, K), head input features (B, D)), one forward pass."""
+        probs, features = self._predict_features_fn(as_model_batch(batch, self.input_shape))
+        return probs.numpy(), features.numpy()
+
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """(B, h, w, C) float32 -> (B, K) pre-activation class scores (forward pass only)."""
         return self._logits_fn(as_model_batch(batch, self.input_shape)).numpy()
+
+    @property
+    def head_name(self) -> str:
+        """Name of the model's output layer; its input is what :meth:`predict_features` returns."""
+        return self._head.name
 
     @property
     def head_activation(self) -> str:
@@ -245,7 +271,7 @@ class CamEngine:
         parts = [self._explain_fn(batch[i:i + CHUNK], classes[i:i + CHUNK]) for i in range(0, len(batch), CHUNK)]
         if len(parts) == 1:
             return CamResult(*(t.numpy() for t in parts[0]))
-        return CamResult(*(np.concatenate([p[k].numpy() for p in parts]) for k in range(5)))
+        return CamResult(*(np.concatenate([p[k].numpy() for p in parts]) for k in range(len(parts[0]))))
 
     def explain_all(self, batch: np.ndarray):
         """(B, h, w, C) -> (probs (B, K), logits (B, K), maps (B, K, h', w'), empty (B, K))."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bundle import Bundle
+from .checks.input_check import load_input_check, no_check
+from .checks.region import region_checks, region_sentence
 from .io.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from .engine import CamEngine
 from .model.layers import LayerPath, find_target_layer
@@ -35,6 +37,12 @@ class Explanation:
     heatmap: (H, W) float32 in [0, 1], ``cam`` upsampled to the original image.
     empty: True if the class had no positive evidence (the map is all zeros).
     tta: True if the map is the test-time-augmentation average (see explain.tta).
+    input_check: is the image like the training slices? ``{"in_distribution": bool | None,
+        "score", "threshold", "method"}`` (None values and a ``note`` for a bundle
+        without a check; see explain.checks.input_check).
+    region_check: does the decision need the map's top region? ``{"p_before", "p_after",
+        "class_after", "p_after_random", "class_after_random", "removed_share"}``
+        (see explain.checks.region); empty dict if the explainer was built without it.
     """
 
     image: np.ndarray
@@ -50,6 +58,17 @@ class Explanation:
     preprocessing: str
     checks: dict[str, bool] = field(default_factory=dict)
     tta: bool = False
+    input_check: dict = field(default_factory=no_check)
+    region_check: dict = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        """True if the input check says this image is unlike the training slices."""
+        return self.input_check.get("in_distribution") is False
+
+    def region_sentence(self) -> str:
+        """The region check in one plain sentence ("" if it was not run)."""
+        return region_sentence(self.region_check, self.explained, self.predicted) if self.region_check else ""
 
     def heatmap_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 JET rendering of the heatmap."""
@@ -92,7 +111,7 @@ class Explainer(Front):
 
     def __init__(self, bundle: Bundle, method: str = DEFAULT_METHOD, *,
                  max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 score_cam_channels: int | None = None):
+                 score_cam_channels: int | None = None, region_check: bool = True):
         self.bundle = bundle
         self.spec = bundle.spec
         self.labels = list(bundle.labels)
@@ -103,6 +122,11 @@ class Explainer(Front):
         # Score-CAM costs one forward pass per channel (2048 for Xception); an
         # interactive caller can cap it to the most active channels.
         self.score_cam_channels = score_cam_channels
+        # The input check's reference (None: the bundle has none, or one for other
+        # weights) and the sentence that says which; the region check costs one
+        # extra forward pass per batch and can be turned off (benchmarks).
+        self.input_check, self.input_check_status = load_input_check(bundle)
+        self.region_check = region_check
         # Traced at start-up, not on the first request. The other methods'
         # engines are its family (CamEngine.for_method): built on first use,
         # shared with compute_maps, never built twice.
@@ -154,11 +178,12 @@ class Explainer(Front):
         if chosen is None and not tta:
             result = engine.explain(batch, requested)
             probs, maps, empty, classes = result.probs, result.maps, result.empty, result.classes
+            features = result.features
         else:
             # The map comes from another pass (a gradient-free method, or the
             # TTA copies), so the engine's own Grad-CAM would be thrown away:
-            # a forward pass gives the probabilities and the classes to explain.
-            probs = engine.predict(batch)
+            # a forward pass gives the probabilities, the features and the classes to explain.
+            probs, features = engine.predict_features(batch)
             classes = resolve_classes(requested, probs)
             if tta:
                 maps, empty = smoothed_maps(
@@ -166,6 +191,10 @@ class Explainer(Front):
                     [prepare_pixels(image, self.spec) for image, _ in loaded], self.spec, classes)
             else:
                 maps, empty = compute_maps(engine, batch, classes, method=chosen)
+        verdicts = (self.input_check.verdicts(features, [image for image, _ in loaded]) if self.input_check is not None
+                    else [no_check(self.input_check_status) for _ in loaded])
+        regions = (region_checks(engine.predict, batch, maps, classes, probs, empty, self.labels)
+                   if self.region_check else [{} for _ in loaded])
         out = []
         for i, (image, x) in enumerate(loaded):
             heatmap = upsample(maps[i], image.shape[:2])
@@ -178,6 +207,7 @@ class Explainer(Front):
                 layer=self.target.name, method=name,
                 preprocessing=self.spec.preprocessing, tta=tta,
                 checks=self._checks(engine, x, probs[i], maps[i], bool(empty[i])),
+                input_check=verdicts[i], region_check=regions[i],
             ))
         return out
 

@@ -34,7 +34,29 @@ def report(exp: Explanation, source: str) -> dict:
         "cam_shape": list(exp.cam.shape),
         "checks": exp.checks,
         "ok": all(exp.checks.values()),
+        "input_check": exp.input_check,
+        "region_check": exp.region_check,
+        "region_sentence": exp.region_sentence(),
     }
+
+
+def check_line(exp: Explanation) -> str:
+    """The two trust checks in one line for a terminal or a table cell (ASCII)."""
+    verdict = exp.input_check
+    if verdict.get("in_distribution") is None:
+        first = verdict.get("note", "no input check for this model")
+    elif verdict["in_distribution"]:
+        first = f"input like the training slices ({verdict['score']:.1f} <= {verdict['threshold']:.1f})"
+    else:
+        first = (f"NOT LIKE THE TRAINING SLICES ({verdict['score']:.1f} > {verdict['threshold']:.1f}): "
+                 "the class is not meaningful")
+    region = exp.region_check
+    if not region:
+        return first
+    if region.get("p_after") is None:
+        return f"{first}; empty map, no region to test"
+    return (f"{first}; without the region p({exp.explained}) {region['p_before']:.2f} -> "
+            f"{region['p_after']:.2f} ({region['class_after']}), random region {region['p_after_random']:.2f}")
 
 
 def pictures(exp: Explanation, alpha: float):

@@ -109,3 +109,46 @@ def assert_decodes_or_fails_cleanly(variants) -> None:
             assert_clean_message(str(exc))
         else:
             assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+
+
+def head_images(n: int, kind: str, size: int = 32, seed: int = 0):
+    """Synthetic "slices" (n, size, size, 3) float32 in [0, 1] and labels (n,) int (alternating 0, 1).
+
+    A noisy ellipse (the head) on black. kind="patch": the class depends only
+    on a 6 x 6 patch inside the head, a black-and-white checkerboard (class 1)
+    or flat grey of the same mean (class 0); a blur of sigma 1 px turns the
+    first into the second. kind="brightness": the class depends only on the
+    head's overall brightness (class 1 is 0.4 brighter everywhere).
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    head = ((yy - size / 2) / (0.45 * size)) ** 2 + ((xx - size / 2) / (0.4 * size)) ** 2 <= 1
+    labels = np.arange(n) % 2
+    images = np.zeros((n, size, size), np.float32)
+    checker = (np.add.outer(np.arange(6), np.arange(6)) % 2).astype(np.float32)
+    for i in range(n):
+        if kind == "patch":
+            image = head * rng.uniform(0.15, 0.4, (size, size))
+            r, c = rng.integers(size // 2 - 7, size // 2 + 1, size=2)
+            image[r:r + 6, c:c + 6] = checker if labels[i] else 0.5
+        elif kind == "brightness":
+            image = head * (rng.uniform(0.1, 0.4, (size, size)) + 0.4 * labels[i])
+        else:
+            raise ValueError(kind)
+        images[i] = np.clip(image, 0.0, 1.0)
+    return np.repeat(images[..., None], 3, axis=-1), labels
+
+
+def train_two_class(kind: str, size: int = 32, seed: int = 0):
+    """:func:`gap_dense_cnn` trained for a few seconds on :func:`head_images` of ``kind``; returns the model."""
+    keras.utils.set_random_seed(seed)
+    x, y = head_images(600, kind, size=size, seed=seed)
+    model = gap_dense_cnn(size=size, classes=2)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    return model
+
+
+def as_uint8(images) -> list:
+    """float [0, 1] (n, h, w, 3) -> list of (h, w, 3) uint8 arrays (what an upload decodes to)."""
+    return [np.rint(np.asarray(image) * 255).astype(np.uint8) for image in images]

@@ -21,7 +21,7 @@ FORBIDDEN = ("training", "benchmarks", "app")
 #: Research packages (metrics, evaluation tools, the doctor): the runtime never imports them.
 RESEARCH = ("explain.metrics", "explain.evaluation", "explain.doctor")
 #: The runtime: what the app and the CLI load (the top-level modules and these packages).
-RUNTIME_PACKAGES = ("explain.io", "explain.model", "explain.methods", "explain.serving")
+RUNTIME_PACKAGES = ("explain.io", "explain.model", "explain.methods", "explain.serving", "explain.checks")
 
 
 def module_name(path: Path) -> str:

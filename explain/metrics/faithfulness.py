@@ -9,29 +9,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 
+# The neutral fill lives in the runtime: the page's region check removes regions the same way.
+from ..perturb import blur_image
 from .base import PredictFn, as_image, predict_batched, resize_map
 
 #: Steps of the deletion/insertion curves (RISE uses one step per 224 px row).
 DEFAULT_STEPS = 32
 DEFAULT_BATCH = 32
-
-
-def blur_image(image: np.ndarray, sigma: float | None = None) -> np.ndarray:
-    """float32 (h, w, C) -> Gaussian-blurred copy, same shape and dtype.
-
-    sigma: in pixels; default max(h, w) / 32 (about 9 px at 299 px). RISE's
-    11 px, sigma 5 kernel at 224 px is milder; a brain MRI keeps its tumour
-    visible through that, so we blur harder.
-    """
-    image = as_image(image)
-    if sigma is None:
-        sigma = max(image.shape[:2]) / 32.0
-    sigma = max(float(sigma), 0.5)
-    blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
-    return blurred.reshape(image.shape).astype(np.float32)
 
 
 def _pixel_order(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
