@@ -94,7 +94,8 @@ def test_batch_rows_columns_and_csv(tiny, tmp_path):
     bad.write_text("not a picture\n" * 20)
     handlers = make(tiny, tmp_path, settings=Settings(max_batch=5))
     result = handlers.batch([str(image), str(bad)])
-    assert result.header == ["file", "prediction"] + [f"p({c})" for c in LABELS] + ["empty map", "error"]
+    assert result.header == (["file", "prediction"] + [f"p({c})" for c in LABELS]
+                             + ["empty map", "input check", "without the region", "error"])
     assert [row[0] for row in result.table] == [image.name, bad.name]
     assert "not an image" in result.table[1][-1] and len(result.overlays) == 1
     with open(result.csv_path) as f:

@@ -30,6 +30,19 @@ def test_score_is_the_distance_to_the_nearest_centre():
     assert verdicts[0] == {"in_distribution": False, "score": 5.0, "threshold": 2.0, "method": "mahalanobis"}
 
 
+def test_a_coloured_upload_is_flagged_by_a_grayscale_models_check_whatever_its_features():
+    check = InputCheck(np.eye(2, dtype=np.float32), np.zeros((1, 2), np.float32), threshold=2.0, colour_limit=0.02)
+    grey = np.full((10, 10, 3), 120, np.uint8)
+    tinted = grey.copy()
+    tinted[..., 2] = 135  # a slight tint, like some of the dataset's slices: saturation 0.11
+    coloured = grey.copy()
+    coloured[:2, :, 0] = 250  # a fifth of the pixels clearly red
+    verdicts = check.verdicts(np.zeros((3, 2)), [grey, tinted, coloured])
+    assert [v["in_distribution"] for v in verdicts] == [True, True, False]
+    assert [v["colour_share"] for v in verdicts] == [0.0, 0.0, 0.2]
+    assert verdicts[0]["method"] == "mahalanobis+colour"
+
+
 def test_fitted_reference_matches_scikit_learns_mahalanobis():
     from sklearn.covariance import LedoitWolf
 
@@ -77,7 +90,7 @@ def test_a_flag_reaches_the_report_and_the_printed_line(default):
     flagged = default.explain(str(NON_MRI[0]))
     written = report(flagged, NON_MRI[0].name)["input_check"]
     assert written["in_distribution"] is False and written["score"] > written["threshold"]
-    assert written["method"] == "mahalanobis"
+    assert written["method"] == "mahalanobis+colour"
     assert "NOT LIKE THE TRAINING SLICES" in check_line(flagged)
 
 

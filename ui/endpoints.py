@@ -60,7 +60,7 @@ class Endpoints:
     @staticmethod
     def single(result: SingleResult) -> tuple:
         """A result as (label, gallery, note, slider): the outputs of ``/predict``."""
-        return result.probabilities, result.pictures, result.note, result.slider
+        return result.label, result.pictures, result.note, result.slider
 
     def predict(self, image_file, class_choice: str = PREDICTED, opacity: float = 0.4,
                 method: str = DEFAULT_METHOD, tta: bool = False):
@@ -76,9 +76,13 @@ class Endpoints:
             tta: average the map over flipped and brightness-shifted copies.
 
         Returns:
-            The probability of each class (they sum to 1), three PNG images (the decoded original,
+            The probability of each class (they sum to 1; when the input check flags the image, the
+            headline is "Not like the training slices" instead of the top class, and the note starts
+            with the warning), three PNG images (the decoded original,
             the heatmap where red marks the regions that raised the class score most, and the overlay),
-            a short markdown note naming the predicted class, method and layer, and the
+            a short markdown note naming the predicted class, the region check (the explained
+            class's probability without the map's top region, against a random region of the same
+            size), the input check, method and layer, and the
             (original, overlay) pair for a before/after view. The zip of these files and
             report.json comes from /download.
         """

@@ -68,6 +68,12 @@ class RequestFolder:
             z.writestr(REPORT_NAME, json.dumps(report, indent=2) + "\n", compress_type=zipfile.ZIP_DEFLATED)
         return str(path)
 
+    def json(self, name: str, data) -> str:
+        """Write ``data`` as JSON; returns the path."""
+        path = self.path / name
+        path.write_text(json.dumps(data))
+        return str(path)
+
     def csv(self, name: str, header: list[str], rows: list[list]) -> str:
         path = self.path / name
         with open(path, "w", newline="") as f:

@@ -26,7 +26,7 @@ from explain.tta import TTA_COPIES
 
 from .batch import DEFAULT_MAX_ITEMS, Item, expand, explain_items
 from .files import ResultFolders
-from .texts import heatmap_caption, result_note
+from .texts import FLAGGED_HEADLINE, heatmap_caption, result_note
 
 PREDICTED = "Predicted class"
 #: Methods whose one request costs many forward passes: with TTA they take the slow
@@ -60,6 +60,8 @@ class SingleResult:
     set by :meth:`Handlers.predict` (empty before files are written).
     notes: extra markdown paragraphs after the standard note (caveats, checks).
     report_fields: extra keys merged into ``report.json``.
+    label_file: for an image the input check flags, a JSON file in Gradio's Label format whose
+    headline is the warning instead of the top class (set by :meth:`Handlers.predict`).
     """
 
     explanation: object  # explain.pipeline.Explanation
@@ -70,10 +72,23 @@ class SingleResult:
     notes: list[str] = field(default_factory=list)
     report_fields: dict = field(default_factory=dict)
     pictures: list[tuple[str, str]] = field(default_factory=list)
+    label_file: str | None = None
 
     @property
     def probabilities(self) -> dict[str, float]:
         return self.explanation.probabilities
+
+    @property
+    def label(self):
+        """What the label shows: the probabilities, or for a flagged image the warning as the
+        headline with the probabilities still listed under it."""
+        return self.label_file or self.probabilities
+
+    def label_data(self) -> dict:
+        """Gradio's Label value with the input check's headline (classes sorted by probability)."""
+        ranked = sorted(self.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+        return {"label": FLAGGED_HEADLINE if self.explanation.flagged else ranked[0][0],
+                "confidences": [{"label": k, "confidence": v} for k, v in ranked]}
 
     @property
     def note(self) -> str:
@@ -116,7 +131,29 @@ def batch_columns(labels) -> list[BatchColumn]:
              BatchColumn("prediction", lambda r: "" if r.explanation is None else r.explanation.predicted)]
             + [BatchColumn(f"p({label})", prob(label)) for label in labels]
             + [BatchColumn("empty map", lambda r: None if r.explanation is None else r.explanation.empty),
+               BatchColumn("input check", lambda r: "" if r.explanation is None else input_check_cell(r.explanation)),
+               BatchColumn("without the region", lambda r: "" if r.explanation is None
+                           else region_cell(r.explanation)),
                BatchColumn("error", lambda r: r.error or "")])
+
+
+def input_check_cell(exp) -> str:
+    """The input check in a table cell: "ok", "NOT LIKE TRAINING DATA" or "no check"."""
+    verdict = exp.input_check.get("in_distribution")
+    if verdict is None:
+        return "no check"
+    return f"ok ({exp.input_check['score']:.1f})" if verdict else f"NOT LIKE TRAINING DATA ({exp.input_check['score']:.1f})"
+
+
+def region_cell(exp) -> str:
+    """The region check in a table cell: explained class's probability before -> after (class after)."""
+    check = exp.region_check
+    if not check:
+        return ""
+    if check.get("p_after") is None:
+        return "empty map"
+    return (f"p({exp.explained}) {check['p_before']:.2f} -> {check['p_after']:.2f} ({check['class_after']}); "
+            f"random region {check['p_after_random']:.2f}")
 
 
 @dataclass
@@ -213,6 +250,10 @@ class Handlers:
         with self.files.request() as folder:
             result.pictures = [(folder.png(name, array), caption)
                                for name, array, caption in zip(PNG_NAMES, arrays, result.captions)]
+            if exp.flagged:
+                # Gradio's Label takes its headline from a JSON file's "label" (a dict value
+                # always heads with the top class), and the classes stay listed under it.
+                result.label_file = folder.json("label.json", result.label_data())
         return result
 
     def archive(self, path, class_choice=PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,

@@ -101,10 +101,11 @@ def layout(bundle, explainer, handlers, examples, max_batch: int) -> Page:
                 with gr.Column(scale=3, min_width=320):
                     label = gr.Label(num_top_classes=len(bundle.labels), label="Class probabilities",
                                      elem_id="probabilities")
+                    # The note (the input check's warning, the region check) right under the label it qualifies.
+                    note = gr.Markdown(elem_id="note")
                     slider = gr.ImageSlider(label="Before / after: drag to compare the slice with the overlay",
                                             type="filepath", format="png", interactive=False, max_height=360,
                                             elem_id="slider")
-                    note = gr.Markdown(elem_id="note")
                     with gr.Row():
                         make_zip = gr.Button("Zip the PNGs + report", size="sm", elem_id="make-zip")
                         download = gr.DownloadButton("Download the zip", value=None, size="sm",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from explain.checks.input_check import WARNING
 from explain.methods import METHODS
 from explain.tta import TTA_COPIES
 
@@ -29,17 +30,40 @@ def heatmap_caption(exp, short: bool = False) -> str:
     return exp.explained if short else f"heatmap ({exp.explained})"
 
 
+#: The label's headline for an image the input check flags (the classes stay listed below it).
+FLAGGED_HEADLINE = "Not like the training slices"
+
+
+def input_check_text(exp) -> str:
+    """The input check's verdict in one markdown paragraph (a warning first when flagged)."""
+    verdict = exp.input_check
+    if verdict.get("in_distribution") is None:
+        return f"**Input check:** {verdict.get('note', 'no input check for this model')}."
+    numbers = f"distance {verdict['score']:.1f}, threshold {verdict['threshold']:.1f}"
+    if "colour_share" in verdict:
+        numbers += f"; coloured pixels {verdict['colour_share']:.0%}, limit {verdict['colour_limit']:.0%}"
+    if exp.flagged:
+        return f"**Warning: {WARNING}** ({numbers}.)"
+    return f"**Input check:** like the training slices ({numbers})."
+
+
 def result_note(exp, failing=()) -> str:
-    """Markdown under one result: prediction, what the map shows, and its caveats."""
+    """Markdown under one result: the input check's warning, prediction, the region check,
+    what the map shows, and its caveats."""
     what = (f"the activations' first principal component (method {METHODS[exp.method].label}: the same map "
             "for every class)" if class_agnostic(exp.method) else f"{exp.explained}, method {METHODS[exp.method].label}")
-    lines = [f"**Prediction:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).",
-             f"**Heatmap of:** {what}, layer `{exp.layer}`"
+    lines = [input_check_text(exp)] if exp.flagged else []
+    lines.append(f"**Prediction:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).")
+    if exp.region_sentence():
+        lines.append(f"**Region check:** {exp.region_sentence()}")
+    lines += [f"**Heatmap of:** {what}, layer `{exp.layer}`"
              + (f", averaged over {TTA_COPIES} flipped and brightness-shifted copies." if exp.tta else ".")]
     if exp.empty:
         lines.append(f"No region of the image raises the {exp.explained} score: the heatmap is empty.")
     if exp.method in failing:
         lines.append(sanity_failed(exp.method))
+    if not exp.flagged:
+        lines.append(input_check_text(exp))
     return "\n\n".join(lines)
 
 
@@ -119,5 +143,15 @@ def how_to_read(bundle, layer: str, map_shape, failing, checked=()) -> str:
     if unchecked:
         parts.append(f"- **Not checked.** {', '.join(unchecked)}: no randomisation sanity check of this model "
                      "covers them, so nothing shows that their maps depend on what the model learned.")
+    if getattr(bundle, "input_check", None):
+        parts.append("- **Input check.** Each upload's features (what the classifier reads) are compared with "
+                     "those of the training slices; one far from all of them, or clearly coloured, gets a warning "
+                     "instead of a verdict. It catches photos, documents, noise and most other scans, not all: a "
+                     "head CT can pass. Passing it does not make the answer right.")
+    else:
+        parts.append("- **Input check.** This model has none: any image gets a class, even a photo.")
+    parts.append("- **Region check.** The map's top region (the pixels holding half of its mass, at most a fifth "
+                 "of the image) is blurred away and the model runs again, next to a random region of the same "
+                 "size inside the head. A class that holds without it rests on the rest of the slice too.")
     parts.append("- **Not a diagnosis.** A research demo on a public dataset; see the disclaimer above.")
     return "\n".join(parts)
