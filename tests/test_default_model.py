@@ -90,3 +90,37 @@ def test_heatmaps_land_on_the_annotated_lesions(explainer):
         pointing = np.mean([s["pointing_8px"] for s in scores])
         energy = np.mean([s["box_energy_ratio"] for s in scores])
         assert pointing >= 0.75 and energy >= 5.0, (label, pointing, energy)
+
+
+def test_counterfactual_figures_match_the_committed_audit(explainer):
+    """The lesion removed (Navier-Stokes inpainting, strong blur) and the same-size control region
+    removed, on every boxed test image: the shares that keep the class / are called "no tumour"
+    equal the figures committed in models/default/audit/lesions/audit.json (so they describe these
+    weights), and the control keeps the class on at least 0.90 of the tumour slices."""
+    import json
+
+    from explain.evaluation.lesions import read_lesions
+    from explain.metrics.counterfactual import AUDIT_REMOVALS, lesion_counterfactuals
+    from explain.metrics.plausibility import head_mask
+    from explain.preprocess import preprocess
+
+    folder = _data_dir()
+    root = Path(__file__).parents[1]
+    committed = json.loads((root / "models/default/audit/lesions/audit.json").read_text())["lesions"]["counterfactual"]
+    lesions = {k: v for k, v in read_lesions(root / "annotations/lesions_test.json").items() if v.box is not None}
+    labels = explainer.labels
+    per_class: dict[str, list[dict]] = {}
+    for key in sorted(lesions):
+        rgb, _ = explainer.load(folder / key)
+        label = Path(key).parent.name
+        scores = lesion_counterfactuals(rgb, lesions[key].mask_array(rgb.shape[:2]), head_mask(rgb),
+                                        lambda im: preprocess(im, explainer.spec), explainer.engine().predict,
+                                        labels.index(label), labels.index("notumor"), key)
+        per_class.setdefault(label, []).append(scores)
+    controls = []
+    for label, scores in per_class.items():
+        for metric, stat in committed[label].items():
+            values = np.array([s[metric] for s in scores], float)
+            assert np.nanmean(values) == pytest.approx(stat["mean"], abs=0.02), (label, metric)
+        controls += [s[f"control_kept_{m}"] for s in scores for m in AUDIT_REMOVALS]
+    assert np.nanmean(controls) >= 0.90

@@ -27,8 +27,8 @@ END = "<!-- end of training record -->"
 CLASSES = ("glioma", "meningioma", "pituitary")
 
 
-def _read(name: str) -> dict | None:
-    path = RECORD / name
+def _read(name: str, record: Path = RECORD) -> dict | None:
+    path = record / name
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -46,6 +46,13 @@ def counterfactual_table(lesions: dict) -> list[str]:
             cells = [_cell(cf[c][f"{k}_{m}"]) for m in AUDIT_REMOVALS for k in ("kept", "no_tumour", "control_kept")]
             lines.append(f"| {c} ({cf[c]['kept_' + AUDIT_REMOVALS[0]]['n']}) | " + " | ".join(cells) + " |")
     return lines
+
+
+def _machine(h: dict) -> str:
+    """A run's hardware record in words."""
+    backend = f"TensorFlow {h['tensorflow']}" if h.get("tensorflow") else h["backend"]
+    gpus = f"{len(h['gpus'])} GPU" if h.get("gpus") else "no GPU"
+    return f"{backend}, Keras {h['keras']}, {h['cpu_count']} CPU cores, {gpus}"
 
 
 def _settings(s: dict) -> str:
@@ -83,11 +90,11 @@ def candidate_table(candidates: dict, selection: dict | None) -> list[str]:
     return lines
 
 
-def render() -> str:
-    """The generated section, markers included."""
-    baseline = _read("baseline_lesions_audit.json")
-    candidates = (_read("candidates.json") or {}).get("candidates", {})
-    selection, final = _read("selection.json"), _read("final_test.json")
+def render(record: Path = RECORD) -> str:
+    """The generated section, markers included, from the files in ``record``."""
+    baseline = _read("baseline_lesions_audit.json", record)
+    candidates = (_read("candidates.json", record) or {}).get("candidates", {})
+    selection, final = _read("selection.json", record), _read("final_test.json", record)
     out = [BEGIN, ""]
     if baseline:
         lesions = baseline["lesions"]
@@ -98,10 +105,11 @@ def render() -> str:
                 "[95 % bootstrap interval]. Training never uses these two removals."), ""]
         out += counterfactual_table(lesions) + [""]
     if candidates:
-        hardware = {json.dumps(r["hardware"], sort_keys=True) for r in candidates.values()}
-        out += [f"Candidates (`candidates.json`, written by each run; {len(candidates)} runs). Val split and the "
+        hardware = sorted({_machine(r["hardware"]) for r in candidates.values()})
+        runs = f"{len(candidates)} run" + ("s" if len(candidates) != 1 else "")
+        out += [f"Candidates (`candidates.json`, written by each run; {runs}). Val split and the "
                 "held-out *training* boxes only; m+p: meningioma and pituitary pooled. Hardware: "
-                + "; ".join(sorted(hardware)) + ".", ""]
+                + "; ".join(hardware) + ".", ""]
         out += candidate_table(candidates, selection) + [""]
     if selection:
         out += [f"Selection (`selection.json`, `python -m training.select`, rule in `training/select.py`): "
@@ -132,8 +140,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.card", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="only compare; exit 1 if the card is out of date")
+    p.add_argument("--record", default=str(RECORD), help="folder of the record files")
     args = p.parse_args(argv)
-    text, section = CARD.read_text(), render()
+    text, section = CARD.read_text(), render(Path(args.record))
     current = card_section(text)
     if current is None:
         raise SystemExit(f"error: {CARD} has no section between the markers {BEGIN!r} and {END!r}")
