@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from explain.metrics.counterfactual import AUDIT_REMOVALS
+from explain.metrics.stats import format_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "models/default/MODEL_CARD.md"
@@ -32,10 +33,6 @@ def _read(name: str, record: Path = RECORD) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _cell(stat: dict) -> str:
-    return f"{stat['mean']:.2f} [{stat['low']:.2f}, {stat['high']:.2f}]"
-
-
 def counterfactual_table(lesions: dict) -> list[str]:
     """Per tumour class: kept / "no tumour" with the lesion removed, control kept, per method."""
     cf = lesions["counterfactual"]
@@ -43,7 +40,7 @@ def counterfactual_table(lesions: dict) -> list[str]:
     lines = ["| class | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
     for c in CLASSES:
         if c in cf:
-            cells = [_cell(cf[c][f"{k}_{m}"]) for m in AUDIT_REMOVALS for k in ("kept", "no_tumour", "control_kept")]
+            cells = [format_interval(cf[c][f"{k}_{m}"]) for m in AUDIT_REMOVALS for k in ("kept", "no_tumour", "control_kept")]
             lines.append(f"| {c} ({cf[c]['kept_' + AUDIT_REMOVALS[0]]['n']}) | " + " | ".join(cells) + " |")
     return lines
 

@@ -376,35 +376,28 @@ def lesion_markdown(summary: dict) -> str:
                          + " | ".join(cells) + " |")
         lines.append("")
     if "reliance" in summary:
-        metrics = summary["reliance_metrics"]
-        lines += ["### Does the score need the lesion? (true class, lesion box blurred as the insertion curve starts)", "",
-                  "| images | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
-        for group in groups:
-            block = summary["reliance"].get(group)
-            if block:
-                cells = [stats.format_interval(block[m]) for m in metrics]
-                lines.append(f"| {group} ({block[metrics[0]]['n']}) | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += group_table("Does the score need the lesion? (true class, lesion box blurred as the insertion "
+                             "curve starts)", summary["reliance"], summary["reliance_metrics"], groups)
     if summary.get("counterfactual"):
-        lines += counterfactual_markdown(summary, groups)
+        from ..metrics.counterfactual import AUDIT_GROW_PX, AUDIT_REMOVALS
+
+        # Per removal method: the lesion removed keeps the class / is called "no tumour"; the
+        # same-size control region removed keeps the class.
+        metrics = [f"{name}_{m}" for m in AUDIT_REMOVALS for name in ("kept", "no_tumour", "control_kept")]
+        title = (f"Counterfactuals: the lesion box (grown by {AUDIT_GROW_PX} px) removed by "
+                 + " and by ".join(AUDIT_REMOVALS) + " (methods training never uses); control: a region "
+                 "of the same size elsewhere in the head removed the same way")
+        lines += group_table(title, summary["counterfactual"], metrics, groups)
     return "\n".join(lines) + "\n"
 
 
-def counterfactual_markdown(summary: dict, groups) -> list[str]:
-    """The counterfactual table: per group, for each removal method, the share of slices that keep
-    the true class / are called "no tumour" with the lesion removed, and that keep it with a
-    same-size control region removed."""
-    from ..metrics.counterfactual import AUDIT_GROW_PX, AUDIT_REMOVALS
-
-    metrics = [f"{name}_{m}" for m in AUDIT_REMOVALS for name in ("kept", "no_tumour", "control_kept")]
-    lines = [f"### Counterfactuals: the lesion box (grown by {AUDIT_GROW_PX} px) removed by "
-             + " and by ".join(AUDIT_REMOVALS) + " (methods training never uses); control: a region "
-             "of the same size elsewhere in the head removed the same way", "",
-             "| images | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+def group_table(title: str, blocks: dict, metrics, groups) -> list[str]:
+    """A "### title" table with one row per group of ``blocks`` ({group: {metric: bootstrap_mean}})."""
+    lines = [f"### {title}", "", "| images | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
     for group in groups:
-        block = summary["counterfactual"].get(group)
+        block = blocks.get(group)
         if block:
-            cells = [_mean_and_interval(block[m]) for m in metrics]
+            cells = [stats.format_interval(block[m]) for m in metrics]
             lines.append(f"| {group} ({block[metrics[0]]['n']}) | " + " | ".join(cells) + " |")
     return lines + [""]
 
