@@ -73,8 +73,8 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     ttl = float(delete_cache[1]) if delete_cache and delete_cache[1] > 0 else 600.0
     settings = Settings(max_batch=max_batch, ttl_seconds=ttl, sweep_seconds=min(ttl, 60.0),
                         score_cam_channels=getattr(explainer, "score_cam_channels", None))
-    handlers = Handlers(bundle, explainer, settings=settings, files=ResultFolders(gradio_cache_dir(), ttl),
-                        audit=bundle.audit())
+    files = ResultFolders(gradio_cache_dir(), ttl, tidy_root=bool(delete_cache))
+    handlers = Handlers(bundle, explainer, settings=settings, files=files, audit=bundle.audit())
     with gr.Blocks(title="Brain MRI Grad-CAM", delete_cache=delete_cache) as demo:
         page = layout(bundle, explainer, handlers, examples, max_batch)
         wire(page, Endpoints(handlers, examples))

@@ -90,9 +90,11 @@ class ResultFolders:
     ttl_seconds: a folder older than this is removed by :meth:`sweep`.
     """
 
-    def __init__(self, root: str | Path | None, ttl_seconds: float = 3600.0):
+    def __init__(self, root: str | Path | None, ttl_seconds: float = 3600.0, *, tidy_root: bool = False):
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="brain-mri-results-"))
         self.ttl_seconds = ttl_seconds
+        #: Also remove what Gradio leaves in ``root`` past the deletion interval (see :meth:`sweep`).
+        self.tidy_root = tidy_root
 
     @property
     def base(self) -> Path:
@@ -117,15 +119,34 @@ class ResultFolders:
         return sorted(p for p in self.base.iterdir() if p.is_dir()) if self.base.is_dir() else []
 
     def sweep(self, now: float | None = None) -> int:
-        """Remove the request folders last changed more than ``ttl_seconds`` ago; returns how many."""
+        """Remove the request folders last changed more than ``ttl_seconds`` ago; returns how many.
+
+        With ``tidy_root`` (root is Gradio's cache), also what Gradio leaves there once
+        its ``delete_cache`` has removed the files: the emptied per-upload folders, and
+        the empty ``tmp*`` files its File component creates and never tracks (Gradio
+        6.31; tests/test_security.py documents it), each only when older than the interval.
+        """
         now = time.time() if now is None else now
         removed = 0
         for path in self.folders():
-            try:
-                age = now - path.stat().st_mtime
-            except OSError:
-                continue
-            if age > self.ttl_seconds:
+            if self._older(path, now):
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
+        if self.tidy_root and self.root.is_dir():
+            for path in self.root.iterdir():
+                if path == self.base or not self._older(path, now):
+                    continue
+                try:
+                    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+                        path.rmdir()
+                    elif path.is_file() and path.name.startswith("tmp") and path.stat().st_size == 0:
+                        path.unlink()
+                except OSError:
+                    continue  # refilled or removed meanwhile: left for the next sweep
         return removed
+
+    def _older(self, path: Path, now: float) -> bool:
+        try:
+            return now - path.stat().st_mtime > self.ttl_seconds
+        except OSError:
+            return False

@@ -44,29 +44,48 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None, frame: int | None 
     pixel data is decoded. Raises :class:`ImageDecodeError` with a message
     fit to show to a person.
     """
-    try:
-        import pydicom
-        from pydicom.pixels import apply_modality_lut, pixel_array
-    except ImportError as exc:
-        raise ImageDecodeError(
-            "DICOM files need the 'pydicom' package, which is not installed here. "
-            "Convert the slice to PNG, or install pydicom."
-        ) from exc
+    return DicomFile(data).frame(frame, max_pixels=max_pixels)
 
-    has_magic = is_dicom(data)
-    ds = _parse(pydicom, data, force=not has_magic)
-    try:
-        # pydicom warns about every oddity it tolerates; what it cannot
-        # tolerate becomes the one error below, so the warnings are noise.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _to_rgb(ds, has_magic, max_pixels, pixel_array, apply_modality_lut, frame)
-    except ImageDecodeError:
-        raise
-    except Exception as exc:
-        # pydicom converts elements lazily, so a damaged element surfaces on
-        # first access, anywhere below; all of them mean the same to a person.
-        raise ImageDecodeError(_DAMAGED_HEADER) from exc
+
+class DicomFile:
+    """A DICOM file parsed once; :meth:`frame` decodes one frame's pixels when asked.
+
+    ``frames`` comes from the header alone (NumberOfFrames), so a caller can refuse a
+    file that declares too many frames before any pixel is decoded, and a multi-frame
+    file is not parsed again for every frame.
+    """
+
+    def __init__(self, data: bytes):
+        try:
+            import pydicom
+        except ImportError as exc:
+            raise ImageDecodeError(
+                "DICOM files need the 'pydicom' package, which is not installed here. "
+                "Convert the slice to PNG, or install pydicom."
+            ) from exc
+        self.has_magic = is_dicom(data)
+        self.ds = _parse(pydicom, data, force=not self.has_magic)
+        try:
+            self.frames = max(1, _int(self.ds.get("NumberOfFrames")) or 1)
+        except Exception as exc:
+            raise ImageDecodeError(_DAMAGED_HEADER) from exc
+
+    def frame(self, index: int | None = None, *, max_pixels: int | None = None) -> np.ndarray:
+        """Frame ``index`` (0-based; None: the middle one) as (H, W, 3) uint8; see :func:`read_dicom`."""
+        from pydicom.pixels import apply_modality_lut, pixel_array
+
+        try:
+            # pydicom warns about every oddity it tolerates; what it cannot
+            # tolerate becomes the one error below, so the warnings are noise.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _to_rgb(self.ds, self.has_magic, max_pixels, pixel_array, apply_modality_lut, index)
+        except ImageDecodeError:
+            raise
+        except Exception as exc:
+            # pydicom converts elements lazily, so a damaged element surfaces on
+            # first access, anywhere below; all of them mean the same to a person.
+            raise ImageDecodeError(_DAMAGED_HEADER) from exc
 
 
 def _to_rgb(ds, has_magic: bool, max_pixels: int | None, pixel_array,
@@ -135,13 +154,7 @@ def _to_rgb(ds, has_magic: bool, max_pixels: int | None, pixel_array,
 
 def count_frames(data: bytes) -> int:
     """Number of frames of the DICOM file ``data`` (1 for single-frame files), from the header only."""
-    import pydicom
-
-    ds = _parse(pydicom, data, force=not is_dicom(data))
-    try:
-        return max(1, _int(ds.get("NumberOfFrames")) or 1)
-    except Exception as exc:
-        raise ImageDecodeError(_DAMAGED_HEADER) from exc
+    return DicomFile(data).frames
 
 
 def _parse(pydicom, data: bytes, *, force: bool):
