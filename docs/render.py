@@ -351,6 +351,7 @@ TIES = {"shipped": "models/default/audit/deletion_ties.json",
         "before": "models/default/audit/before-finetune/deletion_ties.json"}
 
 
+@figure("ties-table")
 def ties_table(r: Results) -> str:
     """benchmarks/deletion_ties.py --json for the three stages."""
     rows, n = [], None
