@@ -551,6 +551,15 @@ def bench_run(r: Results) -> str:
             f"Keras {v['keras']}, Gradio {v['gradio']}, no GPU)")
 
 
+@figure("browser-latency")
+def browser_latency(r: Results) -> str:
+    b = r.json("benchmarks/browser_latency.json")
+    return (f"Latest run ({b['date'][:10]}, {b['cpu_count']} cores shared with other jobs, {b['n']} uploads): browser "
+            f"median {1000 * b['browser_median_s']:.0f} ms, API round trip {1000 * b['api_median_s']:.0f} ms, ratio "
+            f"{b['ratio']:.2f}x (target <= {b['target']}x); raw timings in "
+            f"[`browser_latency.json`](browser_latency.json)")
+
+
 @figure("bench-latency")
 def bench_latency(r: Results) -> str:
     """README sentence: the default model's end-to-end p50 through the app."""
