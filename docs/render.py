@@ -119,6 +119,12 @@ def params(r: Results) -> str:
     return f"{r.json(BUNDLE)['metadata']['params']:,}"
 
 
+@figure("file-sizes")
+def file_sizes(r: Results) -> str:
+    size = {name: (r.root / "models/default" / name).stat().st_size / 1e6 for name in ("model.keras", "model.weights.h5")}
+    return f"{size['model.keras']:.1f} MB (`model.keras`) + {size['model.weights.h5']:.1f} MB (`model.weights.h5`"
+
+
 @figure("data-split")
 def data_split(r: Results) -> str:
     d = r.json(BUNDLE)["metadata"]["data"]
