@@ -23,7 +23,7 @@ from explain.bundle import default_bundle_path, load_bundle
 from explain.errors import ImageDecodeError
 from explain.io.decode import decode_image
 from explain.pipeline import Explainer
-from explain.serving import BackendError
+from explain.serving import BackendError, BackendUnavailable
 from explain.serving.batching import explain_chunks
 from explain.serving.ray_client import RayBackend
 
@@ -101,6 +101,16 @@ def test_explain_batch_and_chunks_equal_single_answers(backend, images, offline)
     for (k, exp, error) in got:
         assert error is None
         _same(exp, offline[k])
+
+
+def test_a_second_front_joins_the_running_application(backend, images, offline):
+    # As `python app.py --backend ray --ray-address ADDRESS` does (here the address is this
+    # process's own Ray instance): no new deployment, the same replicas.
+    joined = RayBackend(address="auto", timeout_s=ANSWER_S)
+    assert not joined.started_here and joined.labels == backend.labels
+    _same(joined.explain(images[3]), offline[3])
+    with pytest.raises(BackendUnavailable, match="no Serve application 'elsewhere'"):
+        RayBackend(address="auto", app_name="elsewhere")
 
 
 def test_bad_input_is_refused_at_the_front(backend):

@@ -136,13 +136,16 @@ def layout(bundle, explainer, handlers, examples, max_batch: int) -> Page:
                 make_zip, download, gallery, comparison, batch_files, batch_run, table, batch_csv, batch_gallery)
 
 
-def wire(page: Page, ep: Endpoints) -> None:
-    """Every event of the page. Public API: /predict, /download, /compare, /batch (and the MCP tool)."""
+def wire(page: Page, ep: Endpoints, model_slots: int = MODEL_SLOTS) -> None:
+    """Every event of the page. Public API: /predict, /download, /compare, /batch (and the MCP tool).
+
+    ``model_slots``: single-image requests served at once (more with a model service behind
+    the page, whose replicas batch them)."""
     p = page
     options = [p.class_choice, p.opacity, p.method, p.tta]
     inputs = [p.file, *options]
     single = [p.label, p.gallery, p.note, p.slider]
-    model = {"concurrency_id": "model", "concurrency_limit": MODEL_SLOTS}
+    model = {"concurrency_id": "model", "concurrency_limit": model_slots}
     private = {"api_visibility": "private"}
     unqueued = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
 

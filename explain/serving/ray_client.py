@@ -52,6 +52,33 @@ class _Engine:
     map_shape: tuple[int, int]
 
 
+@dataclass
+class _Model:
+    name: str
+
+
+class ServiceBundle:
+    """What a front shows about the model, as the replicas describe it (no model file at the front)."""
+
+    path = None
+
+    def __init__(self, info: dict, spec: InputSpec):
+        self.labels = list(info["labels"])
+        self.spec = spec
+        self.metadata = dict(info.get("metadata") or {})
+        self.model = _Model(info.get("model_name", "model"))
+        self._info = info
+
+    def audit(self) -> dict | None:
+        return self._info.get("audit")
+
+    def failed_sanity_check(self) -> set[str]:
+        return set(self._info.get("failed_sanity_check") or ())
+
+    def describe(self) -> str:
+        return f"{self._info.get('describe', self.model.name)} (on Ray Serve)"
+
+
 def replica_failures():
     """Exception types that mean "the replica went away", worth one retry."""
     import ray.exceptions as rx
@@ -97,6 +124,8 @@ class RayBackend(Front):
         self.target = info["target"]
         self.default_method = info["default_method"]
         self._engine = _Engine(tuple(info["map_shape"]))
+        self.score_cam_channels = info.get("score_cam_channels")
+        self.bundle = ServiceBundle(info, self.spec)
 
     # -- starting -----------------------------------------------------------------------------
     def _start(self, replicas, address, model_options, num_cpus, max_batch_size, batch_wait_timeout_s, app_name):
@@ -224,4 +253,5 @@ def start_from_args(args) -> RayBackend:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     options = {key: getattr(args, key, None) for key in MODEL_OPTIONS}
     return RayBackend(replicas=args.replicas, address=args.ray_address, model_options=options,
+                      max_batch_size=getattr(args, "ray_batch", None),
                       max_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6))

@@ -81,7 +81,8 @@ class ExplainerDeployment:
                 "target": str(self.explainer.target), "map_shape": list(self.explainer.engine().map_shape),
                 "default_method": self.explainer.default_method, "model_name": self.bundle.model.name,
                 "describe": self.bundle.describe(), "failed_sanity_check": sorted(self.bundle.failed_sanity_check()),
-                "pid": os.getpid()}
+                "metadata": self.bundle.metadata, "audit": self.bundle.audit(),
+                "score_cam_channels": self.explainer.score_cam_channels, "pid": os.getpid()}
 
     def stats(self) -> dict:
         """This replica's process id and the size of every batch it ran so far (tests, benchmarks)."""
