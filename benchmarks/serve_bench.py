@@ -301,8 +301,8 @@ def main(argv=None) -> int:
     images = [decode_image(p) for p in paths]
     bundle = load_bundle(default_bundle_path())
     explainer = Explainer(bundle)
-    result = {"command": "nice -n 10 python -m benchmarks.serve_bench " + " ".join(argv if argv is not None
-                                                                                   else sys.argv[1:]),
+    given = " ".join(argv if argv is not None else sys.argv[1:])
+    result = {"command": f"nice -n 10 python -m benchmarks.serve_bench {given}".strip(),
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
               "machine": platform.processor() or platform.machine(), "images": len(paths),
               "model": bundle.describe()}

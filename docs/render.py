@@ -6,6 +6,7 @@
 No figure in README.md, docs/, the model card, the audit notes or the benchmark notes is typed
 by hand: it sits in a marked block whose content this script writes from a results file
 (models/default/eval/*.json, models/default/audit/**/audit.json, benchmarks/results.json,
+benchmarks/results/serve_bench.json,
 annotations/*.json, ...). A block is
 
     <!-- figures: NAME [ARG ...] -->
@@ -572,6 +573,91 @@ def bench_latency(r: Results) -> str:
     row = _bench_rows(r)[("default", "latency p50, 1 client")]
     cores = r.json(BENCH)["cpu_count"]
     return f"On {cores} CPU cores a request through the app takes **{row['value']:.0f} ms** (p50, one client"
+
+
+# ---------------------------------------------------------------- serving (benchmarks/serve_bench.py)
+
+SERVE = "benchmarks/results/serve_bench.json"
+SERVE_CLIENTS = ("1", "8", "16")
+SERVE_SETUPS = {"in_process": "in-process (every core)", "ray_1r_batched": "Ray, 1 replica, batched",
+                "ray_1r_unbatched": "Ray, 1 replica, unbatched", "ray_2r_batched": "Ray, 2 replicas, batched",
+                "ray_2r_unbatched": "Ray, 2 replicas, unbatched"}
+
+
+def _serve_table(block: dict, cpu: list[tuple[str, str]]) -> str:
+    """Setups x clients: requests/s (p50 ms), then CPU ms per request at 16 clients."""
+    head = ["setup"] + [f"{c} client{'s' if c != '1' else ''}: req/s (p50 ms)" for c in SERVE_CLIENTS] \
+        + [title for title, _ in cpu]
+    rows = []
+    for name, runs in block.items():
+        cells = [f"{runs[c]['per_s']:.1f} ({runs[c]['p50_ms']:.0f})" + (f", {runs[c]['errors']} errors"
+                                                                       if runs[c].get("errors") else "")
+                 for c in SERVE_CLIENTS]
+        cells += ["-" if runs["16"].get(key) is None else f"{runs['16'][key]:.1f}" for _, key in cpu]
+        rows.append([SERVE_SETUPS.get(name, name)] + cells)
+    return table(head, rows, "l" + "r" * (len(head) - 1))
+
+
+@figure("serve-run")
+def serve_run(r: Results) -> str:
+    s = r.json(SERVE)
+    return (f"Measured {s['date'][:10]} on {s['cpus']} CPU cores shared with other jobs, {s['images']} test-split "
+            f"slices, one run per point: `{s['command']}`.")
+
+
+@figure("serve-chunks")
+def serve_chunks(r: Results) -> str:
+    c = r.json(SERVE)["chunks"]
+    return table(["images per call"] + list(c),
+                 [["images/s (best of 3)"] + [f"{v['per_s']:.1f}" for v in c.values()],
+                  ["CPU ms per image"] + [f"{v['cpu_ms_per_image']:.1f}" for v in c.values()]],
+                 "l" + "r" * len(c))
+
+
+@figure("serve-batch-tab")
+def serve_batch_tab(r: Results) -> str:
+    b = r.json(SERVE)["batch_tab"]
+    return (f"the tab's work (expand, explain in chunks, overlays, CSV) runs {b['images']} files at "
+            f"{b['batch_tab_per_s']:.1f} images/s, the model alone (explain_batch in chunks of 16 on the same "
+            f"files) at {b['model_alone_per_s']:.1f}: ratio **{b['ratio']:.3f}** (target 0.80); one image per "
+            f"call: {b['one_at_a_time_per_s']:.1f} images/s")
+
+
+@figure("serve-service")
+def serve_service(r: Results) -> str:
+    return _serve_table(r.json(SERVE)["service"], [("replica CPU ms", "replica_cpu_ms_per_request"),
+                                                    ("caller CPU ms", "caller_cpu_ms_per_request")])
+
+
+@figure("serve-scaling")
+def serve_scaling(r: Results) -> str:
+    s = r.json(SERVE)
+    return (f"2 replicas on 2 cores against 1 replica on 1 core, batched, 16 clients: **{s['scaling_2r_vs_1r']:.2f}x** "
+            f"measured (target 1.7x); from the replicas' CPU per request, the cores allow "
+            f"**{s['capacity_2r_vs_1r']:.2f}x**")
+
+
+@figure("serve-app")
+def serve_app(r: Results) -> str:
+    return _serve_table(r.json(SERVE)["app"], [("front CPU ms", "front_cpu_ms_per_request"),
+                                                ("replica CPU ms", "replica_cpu_ms_per_request")])
+
+
+@figure("serve-need")
+def serve_need(r: Results, what: str) -> str:
+    """Inline: how many fronts or replicas of one core serve the sizing's target rate."""
+    s = r.json(SERVE)["sizing"]
+    return str(s["fronts_of_1_core"] if what == "fronts" else s["replicas_of_1_core"])
+
+
+@figure("serve-sizing")
+def serve_sizing(r: Results) -> str:
+    s = r.json(SERVE)["sizing"]
+    return (f"a front spends **{s['front_cpu_ms']:.1f} ms** of CPU per request and a replica "
+            f"**{s['replica_cpu_ms']:.1f} ms** (2 batched replicas, 16 clients, through the app); at "
+            f"{s['utilisation']:.0%} utilisation {s['target_rps']} requests/s need {s['front_cores']:.1f} front cores "
+            f"(**{s['fronts_of_1_core']} fronts** of one core) and {s['replica_cores']:.1f} replica cores "
+            f"(**{s['replicas_of_1_core']} replicas** of one core)")
 
 
 # ---------------------------------------------------------------- the machinery

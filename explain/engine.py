@@ -33,7 +33,7 @@ from .methods.base import normalize_maps
 from .preprocess import as_model_batch
 
 #: Most images one compiled CAM call takes (larger batches run in chunks of this size):
-#: bounds memory; above 16 images a call gains no throughput on a CPU (docs/serving.md).
+#: bounds memory; above 4-8 images a call gains no throughput on a CPU (docs/serving.md).
 CHUNK = 32
 
 

@@ -168,6 +168,9 @@ class _Handle:
     def remote(self, *args, **kwargs):
         return self
 
+    def cancel(self):
+        self.cancelled = True
+
     def result(self, timeout_s=None):
         self.calls += 1
         item = self.script.pop(0)
@@ -197,3 +200,4 @@ def test_no_answer_in_time_is_a_clear_error_not_a_hang():
     handle = _Handle([INFO, rx.GetTimeoutError("slow")])
     with pytest.raises(BackendError, match="did not answer within 7 s"):
         RayBackend(handle=handle, timeout_s=7).call("stats")
+    assert handle.cancelled

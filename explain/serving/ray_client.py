@@ -200,8 +200,10 @@ class RayBackend(Front):
 
         handle = self.handle if method == "explain" else self.handle.options(method_name=method)
         for attempt in (1, 2):
+            response = None
             try:
-                return handle.remote(*args, **kwargs).result(timeout_s=self.timeout_s)
+                response = handle.remote(*args, **kwargs)
+                return response.result(timeout_s=self.timeout_s)
             except self._failures as exc:
                 if attempt == 2:
                     raise BackendError(f"The model service failed twice on this request (a replica died: "
@@ -209,6 +211,8 @@ class RayBackend(Front):
                 with self._lock:
                     self.retries += 1
             except (TimeoutError, rx.GetTimeoutError):
+                if response is not None:
+                    response.cancel()  # nobody waits for it any more: free its place on the replica
                 raise BackendError(f"The model service did not answer within {self.timeout_s:.0f} s; "
                                    "it may be overloaded or down. Try again later.") from None
             except rx.RayTaskError as exc:
