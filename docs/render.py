@@ -623,12 +623,6 @@ def serve_batch_tab(r: Results) -> str:
             f"call: {b['one_at_a_time_per_s']:.1f} images/s")
 
 
-@figure("serve-service")
-def serve_service(r: Results) -> str:
-    return _serve_table(r.json(SERVE)["service"], [("replica CPU ms", "replica_cpu_ms_per_request"),
-                                                    ("caller CPU ms", "caller_cpu_ms_per_request")])
-
-
 @figure("serve-scaling")
 def serve_scaling(r: Results) -> str:
     s = r.json(SERVE)
@@ -637,10 +631,15 @@ def serve_scaling(r: Results) -> str:
             f"**{s['capacity_2r_vs_1r']:.2f}x**")
 
 
-@figure("serve-app")
-def serve_app(r: Results) -> str:
-    return _serve_table(r.json(SERVE)["app"], [("front CPU ms", "front_cpu_ms_per_request"),
-                                                ("replica CPU ms", "replica_cpu_ms_per_request")])
+#: The CPU columns of the two serving tables: the service's and the app's.
+SERVE_CPU = {"service": [("replica CPU ms", "replica_cpu_ms_per_request"), ("caller CPU ms", "caller_cpu_ms_per_request")],
+             "app": [("front CPU ms", "front_cpu_ms_per_request"), ("replica CPU ms", "replica_cpu_ms_per_request")]}
+
+
+@figure("serve-table")
+def serve_table(r: Results, part: str) -> str:
+    """``serve-table service`` (straight to the model service) or ``serve-table app`` (through the app)."""
+    return _serve_table(r.json(SERVE)[part], SERVE_CPU[part])
 
 
 @figure("serve-need")
