@@ -78,7 +78,7 @@ def split_features(explainer: Explainer, data: Path, cache: Path, digest: str) -
     key = f"{digest}/{CACHE_VERSION}"
     if cache.is_file():
         with np.load(cache) as saved:
-            if str(saved["key"]) == key:
+            if "key" in saved.files and str(saved["key"]) == key:
                 return {s: tuple(saved[f"{s}_{k}"] for k in "fpcs") for s in ("train", "val", "test")}
     out = {}
     for split in ("train", "val", "test"):
@@ -119,7 +119,7 @@ def knn_scores(train: np.ndarray, other: np.ndarray, k: int = KNN_K) -> np.ndarr
 
 def detectors(bundle, feats: dict, ood_f, ood_p, ood_colour):
     """({method: {"val", "test", "ood"}: scores}, where the Mahalanobis reference came from)."""
-    train_f, _, train_c = feats["train"]
+    train_f, _, train_c, _ = feats["train"]
     shipped = bundle.input_check is not None
     if shipped:
         from explain.checks.input_check import load_input_check
@@ -162,6 +162,32 @@ def evaluate(scores: dict, feats: dict, labels: list[str], is_ood: np.ndarray,
            "test_flagged": round(float(test_flag.mean()), 4), "test_flagged_per_class": per_class}
     row["meets_targets"] = bool(row["ood_flagged"] >= TARGET_OOD and max(per_class.values()) <= TARGET_FALSE)
     return row
+
+
+# -- region check on the clean test split -------------------------------------------------------
+def region_summary(bundle, data: Path, batch_size: int = 32) -> dict:
+    """How often removing the map's top region (and a random one) changes the class, per class and overall."""
+    explainer = Explainer(bundle)
+    items = read_split(data, "test")
+    rows = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        for item, exp in zip(chunk, explainer.explain_batch([data / i.path for i in chunk])):
+            check = exp.region_check
+            if check.get("p_after") is not None:
+                rows.append((item.label, check["class_after"] != exp.explained,
+                             check["class_after_random"] != exp.explained, check["p_before"] - check["p_after"],
+                             check["p_before"] - check["p_after_random"], check["removed_share"]))
+
+    def summary(part):
+        return {"images": len(part), "class_changed": round(float(np.mean([r[1] for r in part])), 4),
+                "class_changed_random": round(float(np.mean([r[2] for r in part])), 4),
+                "median_drop": round(float(np.median([r[3] for r in part])), 4),
+                "median_drop_random": round(float(np.median([r[4] for r in part])), 4),
+                "median_removed_share": round(float(np.median([r[5] for r in part])), 4)}
+    out = {"all": summary(rows), "empty_maps": len(items) - len(rows)}
+    out.update({label: summary([r for r in rows if r[0] == label]) for label in bundle.labels})
+    return out
 
 
 # -- cost -------------------------------------------------------------------------------------
@@ -208,6 +234,15 @@ def render_md(result: dict) -> str:
         score = m["score"] if isinstance(m["score"], str) else f"{m['score']:.2f}"
         lines.append(f"| {name} | {m['what']} | {m['source']} | {score} | "
                      f"{'yes' if m['flagged'] else 'no'} | {m['predicted']} {m['probability']:.2f} |")
+    lines += ["", "## Region check on the clean test split (explained class = predicted class)", "",
+              "| images | n | class changed without the region | ... without a random region | "
+              "median drop of p | ... random | median removed share |", "|---|---|---|---|---|---|---|"]
+    for name, row in result["region_check_test"].items():
+        if isinstance(row, dict):
+            lines.append(f"| {name} | {row['images']} | {row['class_changed']:.3f} | {row['class_changed_random']:.3f} | "
+                         f"{row['median_drop']:.3f} | {row['median_drop_random']:.3f} | "
+                         f"{row['median_removed_share']:.3f} |")
+    lines += ["", f"Largest share of clearly coloured pixels: {result['colour_share_max']}."]
     lines += ["", "## Cost per request (one image, `Explainer.explain`, median of "
               f"{result['cost_repeats']} in ABBA order)", "", "| variant | seconds | added (ms) | ratio |",
               "|---|---|---|---|"]
@@ -257,6 +292,8 @@ def main(argv=None) -> int:
                    "corpus": int(is_ood.sum()), "reference_mri": int((~is_ood).sum())},
         "targets": {"ood_flagged": f">= {TARGET_OOD}", "test_flagged_per_class": f"<= {TARGET_FALSE}"},
         "methods": methods, "sweep": sweep, "members": member_rows,
+        "colour_share_max": {s: round(float(feats[s][3].max()), 4) for s in ("train", "val", "test")},
+        "region_check_test": region_summary(bundle, data_dir(args.data)),
         "cost_repeats": args.repeats, "cost_image": example.name,
         "cost": cost(bundle, example, args.repeats), "environment": environment(),
     }
