@@ -136,3 +136,12 @@ def test_the_fit_command_gives_a_users_own_model_a_working_check(tmp_path):
     own = explainer.explain_batch([str(p) for p in sorted(folders["val"].rglob("*.png"))])
     assert not any(r.flagged for r in own)
     assert all(r.flagged for r in explainer.explain_batch([str(p) for p in NON_MRI]))
+
+
+def test_saving_a_bundle_keeps_its_reference(tmp_path):
+    from explain.bundle import save_bundle
+
+    saved = save_bundle(load_bundle(ROOT / "models" / "default"), tmp_path / "copy")
+    assert (saved / "input_check.npz").is_file()
+    check, status = load_input_check(load_bundle(saved))
+    assert check is not None, status

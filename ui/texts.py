@@ -53,7 +53,8 @@ def result_note(exp, failing=()) -> str:
     what = (f"the activations' first principal component (method {METHODS[exp.method].label}: the same map "
             "for every class)" if class_agnostic(exp.method) else f"{exp.explained}, method {METHODS[exp.method].label}")
     lines = [input_check_text(exp)] if exp.flagged else []
-    lines.append(f"**Prediction:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).")
+    answer = "Model's answer (not meaningful for this image)" if exp.flagged else "Prediction"
+    lines.append(f"**{answer}:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).")
     if exp.region_sentence():
         lines.append(f"**Region check:** {exp.region_sentence()}")
     lines += [f"**Heatmap of:** {what}, layer `{exp.layer}`"
