@@ -659,6 +659,98 @@ def serve_sizing(r: Results) -> str:
             f"(**{s['replicas_of_1_core']} replicas** of one core)")
 
 
+# ---------------------------------------------------------------- the trust checks (docs/trust.md)
+
+TRUST = "benchmarks/results/input_check.json"
+
+
+def _flag_row(name: str, row: dict, labels: list[str]) -> list:
+    return ([name, num(row["auroc"]), f"{num(row['ood_flagged'])} ({row['ood_flagged_count']})",
+             num(row["test_flagged"])] + [num(row["test_flagged_per_class"][c]) for c in labels]
+            + [num(row["val_flagged"])])
+
+
+def _flag_head(first: str, labels: list[str]) -> list[str]:
+    return ([first, "AUROC", "corpus flagged (target >= 0.95)", "clean test flagged"]
+            + [f"{cname(c)} (<= 0.05)" for c in labels] + ["val flagged"])
+
+
+@figure("input-check-methods")
+def input_check_methods(r: Results) -> str:
+    """The detectors side by side, each thresholded by the same rule on the validation split."""
+    t = r.json(TRUST)
+    rows = [_flag_row(("**" + n + "** (shipped)") if n == t["chosen"] else n, row, t["labels"])
+            for n, row in t["methods"].items()]
+    return table(_flag_head("method", t["labels"]), rows, "l" + "r" * (len(rows[0]) - 1))
+
+
+@figure("input-check-sweep")
+def input_check_sweep(r: Results) -> str:
+    """The chosen detector at other validation quantiles: the trade-off a threshold makes."""
+    t = r.json(TRUST)
+    shipped = r.json(BUNDLE)["input_check"]["fitted_on"]["quantile"]
+    rows = [_flag_row(q + (" (shipped)" if float(q) == shipped else ""),
+                      row, t["labels"]) for q, row in t["sweep"].items()]
+    return table(_flag_head("validation quantile per class", t["labels"]), rows, "l" + "r" * (len(rows[0]) - 1))
+
+
+@figure("input-check-members")
+def input_check_members(r: Results) -> str:
+    """Every corpus member: what it is, where it comes from, its score and the model's answer."""
+    t = r.json(TRUST)
+    rows = []
+    for m in t["members"]:
+        score = m["score"] if isinstance(m["score"], str) else f"{m['score']:.1f}"
+        name = m["name"] + (" (real MRI, not counted)" if m["reference"] else "")
+        rows.append([name, m["what"], m["source"], score, "**yes**" if m["flagged"] else "no",
+                     f"{cname(m['predicted'])} {m['probability']:.2f}"])
+    return table(["member", "what it is", "from", "score", "flagged", "the model says"], rows, "llllll")
+
+
+@figure("region-check-test")
+def region_check_test(r: Results) -> str:
+    """The region check over the clean test split: how often each removal changes the class."""
+    rc = r.json(TRUST)["region_check_test"]
+    rows = [[cname(k), row["images"], num(row["class_changed"]), num(row["class_changed_random"]),
+             num(row["median_drop"]), num(row["median_drop_random"]), num(row["median_removed_share"])]
+            for k, row in rc.items() if isinstance(row, dict)]
+    return table(["test images (true class)", "n", "class changed without the region", "... without a random region",
+                  "median drop of p", "... random region", "median share of the image removed"], rows, "lrrrrrr")
+
+
+@figure("check-cost")
+def check_cost(r: Results) -> str:
+    t = r.json(TRUST)
+    rows = [[name, f"{row['seconds'] * 1000:.1f}", f"{row['added_ms']:+.1f}", f"{row['ratio']:.2f}"]
+            for name, row in t["cost"].items()]
+    return table(["one request (`Explainer.explain`, one image)", "ms (median)", "added ms", "ratio"], rows, "lrrr")
+
+
+@figure("trust")
+def trust_value(r: Results, key: str) -> str:
+    """One figure of the benchmark inline: auroc, ood, ood-count, test, worst-class, threshold, date, command..."""
+    t = r.json(TRUST)
+    row = t["methods"][t["chosen"]]
+    values = {
+        "auroc": num(row["auroc"]), "ood": num(row["ood_flagged"]), "ood-count": row["ood_flagged_count"],
+        "test": num(row["test_flagged"]), "worst-class": num(max(row["test_flagged_per_class"].values())),
+        "threshold": f"{row['threshold']:.1f}", "msp-auroc": num(t["methods"]["max_softmax"]["auroc"]),
+        "msp-ood": num(t["methods"]["max_softmax"]["ood_flagged"]), "date": t["date"],
+        "command": f"`{t['command']}`", "corpus": str(t["counts"]["corpus"]), "chosen": t["chosen"],
+        "both-ms": f"{t['cost']['both']['added_ms']:.0f}", "input-ms": f"{t['cost']['input check']['added_ms']:.1f}",
+        "region-ms": f"{t['cost']['region check']['added_ms']:.0f}",
+        "base-ms": f"{t['cost']['no checks']['seconds'] * 1000:.0f}",
+        "missed": ", ".join(m["name"] for m in t["members"] if not m["reference"] and not m["flagged"]),
+        "colour-max": num(max(t["colour_share_max"][s] for s in ("val", "test"))),
+        "colour-train": num(t["colour_share_max"]["train"]),
+        "region-changed": num(t["region_check_test"]["all"]["class_changed"]),
+        "region-changed-random": num(t["region_check_test"]["all"]["class_changed_random"]),
+        "removed-share": num(t["region_check_test"]["all"]["median_removed_share"]),
+        "empty-maps": str(t["region_check_test"]["empty_maps"]),
+    }
+    return values[key]
+
+
 # ---------------------------------------------------------------- the machinery
 
 def render_text(text: str, results: Results, where: str = "") -> tuple[str, list[str]]:
