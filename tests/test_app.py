@@ -30,7 +30,7 @@ def test_predict_endpoint(running_app):
     url, image, _ = running_app
     client = Client(url, verbose=False)
     assert "/predict" in client.view_api(return_format="dict")["named_endpoints"]
-    label, gallery, note, _ = client.predict(handle_file(str(image)), "Predicted class", 0.4, api_name="/predict")
+    label, gallery, note = client.predict(handle_file(str(image)), "Predicted class", 0.4, api_name="/predict")
     confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert set(confidences) == set(LABELS)
     assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-5)
@@ -42,7 +42,7 @@ def test_predict_endpoint(running_app):
         assert original.size == (64, 48)
     assert "Prediction" in note
 
-    label, _, note, _ = client.predict(handle_file(str(image)), "notumor", 0.7, api_name="/predict")
+    label, _, note = client.predict(handle_file(str(image)), "notumor", 0.7, api_name="/predict")
     assert "Heatmap of:** notumor" in note
 
 
@@ -55,7 +55,7 @@ def test_bad_upload_gives_a_clear_error_and_the_app_keeps_working(running_app):
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     with pytest.raises(Exception, match="This file is not an image that can be read"):
         client.predict(handle_file(str(broken)), "Predicted class", 0.4, api_name="/predict")
-    label, gallery, _, _ = client.predict(handle_file(str(image)), "Predicted class", 0.4, api_name="/predict")
+    label, gallery, _ = client.predict(handle_file(str(image)), "Predicted class", 0.4, api_name="/predict")
     assert len(gallery) == 3
 
 
@@ -73,7 +73,7 @@ def test_method_choice_and_compare_view(running_app):
 
     url, image, _ = running_app
     client = Client(url, verbose=False)
-    _, gallery, note, _ = client.predict(handle_file(str(image)), "glioma", 0.4, "hirescam", api_name="/predict")
+    _, gallery, note = client.predict(handle_file(str(image)), "glioma", 0.4, "hirescam", api_name="/predict")
     assert len(gallery) == 3 and "method HiResCAM" in note
     overlays = client.predict(handle_file(str(image)), "glioma", 0.4, api_name="/compare")
     assert len(overlays) == len(METHODS)
@@ -85,8 +85,8 @@ def test_tta_option_through_the_api(running_app):
 
     url, image, _ = running_app
     client = Client(url, verbose=False)
-    plain, _, _, _ = client.predict(handle_file(str(image)), "glioma", 0.4, "gradcam", False, api_name="/predict")
-    label, gallery, note, _ = client.predict(handle_file(str(image)), "glioma", 0.4, "gradcam", True,
+    plain, _, _ = client.predict(handle_file(str(image)), "glioma", 0.4, "gradcam", False, api_name="/predict")
+    label, gallery, note = client.predict(handle_file(str(image)), "glioma", 0.4, "gradcam", True,
                                           api_name="/predict")
     assert "averaged over 6 flipped and brightness-shifted copies" in note
     assert "Grad-CAM + TTA heatmap" in gallery[1]["caption"]
@@ -120,7 +120,7 @@ def test_a_new_opacity_reblends_without_running_the_model_again(tmp_path):
         upload = handle_file(str(image))
         overlays = []
         for opacity in (0.2, 0.9):
-            _, gallery, _, _ = client.predict(upload, "glioma", opacity, "gradcam", api_name="/predict")
+            _, gallery, _ = client.predict(upload, "glioma", opacity, "gradcam", api_name="/predict")
             with Image.open(gallery[2]["image"]) as overlay:
                 overlays.append(np.asarray(overlay.convert("RGB")))
         assert CountingExplainer.calls == 1

@@ -68,8 +68,8 @@ def test_every_bad_input_through_the_api(served):
             assert expected in message.lower(), (name, message)
             assert len(message) < 300 and "Traceback" not in message, (name, message)
         else:
-            _, gallery, _, _ = client.predict(handle_file(str(path)), "Predicted class", 0.4, api_name="/predict")
+            _, gallery, _ = client.predict(handle_file(str(path)), "Predicted class", 0.4, api_name="/predict")
             assert len(gallery) == 3, name
-        _, gallery, _, _ = client.predict(handle_file(str(valid)), "Predicted class", 0.4, api_name="/predict")
+        _, gallery, _ = client.predict(handle_file(str(valid)), "Predicted class", 0.4, api_name="/predict")
         assert len(gallery) == 3, f"valid request after {name} failed"
     assert _tree(ROOT) == before, "the app wrote files into the project tree"

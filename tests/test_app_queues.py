@@ -60,7 +60,7 @@ def test_a_running_comparison_does_not_hold_up_predict(gated):
     assert explainer.waiting.wait(QUICK_S), "the comparison never reached Score-CAM"
     quick = Client(url, verbose=False).submit(handle_file(str(images[1])), "glioma", 0.4, "gradcam",
                                               api_name="/predict")
-    _, gallery, _, _ = quick.result(timeout=QUICK_S)
+    _, gallery, _ = quick.result(timeout=QUICK_S)
     assert len(gallery) == 3 and not slow.done()
     explainer.gate.set()
     assert len(slow.result(timeout=QUICK_S)) == len(app_module.METHODS)
@@ -78,7 +78,7 @@ def test_slow_single_requests_take_one_slot_at_most(gated):
         Client(url, verbose=False).submit(handle_file(str(images[1])), "glioma", 0.4, "gradcam", True,
                                           api_name="/predict").result(timeout=QUICK_S)
     # ... so a quick one still gets through.
-    _, gallery, _, _ = Client(url, verbose=False).submit(
+    _, gallery, _ = Client(url, verbose=False).submit(
         handle_file(str(images[2])), "glioma", 0.4, "gradcam", api_name="/predict").result(timeout=QUICK_S)
     assert len(gallery) == 3 and not slow.done()
     explainer.gate.set()

@@ -86,7 +86,7 @@ def test_the_app_names_the_right_class_for_png_and_dicom_uploads(bundle, files):
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         for path, k in files:
-            label, gallery, note, _ = client.predict(handle_file(str(path)), "Predicted class", 0.4,
+            label, gallery, note = client.predict(handle_file(str(path)), "Predicted class", 0.4,
                                                      api_name="/predict")
             assert label["label"] == ORDER[k], (path.name, label)
             assert f"Heatmap of:** {ORDER[k]}" in note

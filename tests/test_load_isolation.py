@@ -92,7 +92,7 @@ def confidences(label: dict) -> dict[str, float]:
 
 def check_answer(answer, expected: dict, image: Path) -> list[str]:
     """Differences between one /predict answer and the offline result for ``image`` (empty: equal)."""
-    label, gallery, note, _ = answer
+    label, gallery, note = answer
     problems = []
     got = confidences(label)
     if set(got) != set(expected["probabilities"]):

@@ -105,7 +105,7 @@ def test_api_needs_the_login(secured, env):
         assert r.status_code in (401, 403), (r.status_code, r.text[:200])
 
     client = Client(secured, auth=(USER, PASSWORD), verbose=False)
-    label, gallery, note, _ = client.predict(handle_file(str(env["image"])), app_module.PREDICTED, 0.4,
+    label, gallery, note = client.predict(handle_file(str(env["image"])), app_module.PREDICTED, 0.4,
                                           api_name="/predict")
     assert len(label["confidences"]) == 4 and len(gallery) == 3 and "Prediction" in note
 

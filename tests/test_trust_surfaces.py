@@ -75,7 +75,7 @@ def test_the_zip_and_the_batch_table_carry_both_checks(demo, tmp_path):
 def test_the_api_carries_the_flag(demo):
     from gradio_client import Client, handle_file
 
-    label, _, note, _ = Client(demo[1], verbose=False).predict(
+    label, _, note = Client(demo[1], verbose=False).predict(
         handle_file(str(NON_MRI)), "Predicted class", 0.4, api_name="/predict")
     assert label["label"] == FLAGGED_HEADLINE and len(label["confidences"]) == 4
     assert WARNING in note

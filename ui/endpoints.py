@@ -59,7 +59,7 @@ class Endpoints:
 
     @staticmethod
     def single(result: SingleResult) -> tuple:
-        """A result as (label, gallery, note, slider): the outputs of ``/predict``."""
+        """A result as the page shows it: (label, gallery, note, slider)."""
         return result.label, result.pictures, result.note, result.slider
 
     def predict(self, image_file, class_choice: str = PREDICTED, opacity: float = 0.4,
@@ -80,20 +80,24 @@ class Endpoints:
             headline is "Not like the training slices" instead of the top class, and the note starts
             with the warning), three PNG images (the decoded original,
             the heatmap where red marks the regions that raised the class score most, and the overlay),
-            a short markdown note naming the predicted class, the region check (the explained
+            and a short markdown note naming the predicted class, the region check (the explained
             class's probability without the map's top region, against a random region of the same
-            size), the input check, method and layer, and the
-            (original, overlay) pair for a before/after view. The zip of these files and
-            report.json comes from /download.
+            size), the input check, method and layer. The zip of these files and report.json
+            comes from /download.
         """
+        return self.show(image_file, class_choice, opacity, method, tta)[:3]
+
+    def show(self, image_file, class_choice, opacity, method, tta):
+        """/predict for the page: its outputs plus the (original, overlay) pair of the before/after
+        slider, in the same event (the API leaves the pair out: two more files to fetch)."""
         path = _need(path_of(image_file))
         return self.single(shown(self.handlers.predict)(path, class_choice, opacity, method, tta))
 
-    def predict_if_any(self, image_file, class_choice, opacity, method, tta):
+    def show_if_any(self, image_file, class_choice, opacity, method, tta):
         """An option changed: explain the current file again, or show nothing when there is none."""
         if path_of(image_file) is None:
             return EMPTY_SINGLE
-        return self.predict(image_file, class_choice, opacity, method, tta)
+        return self.show(image_file, class_choice, opacity, method, tta)
 
     def download(self, image_file, class_choice: str = PREDICTED, opacity: float = 0.4,
                  method: str = DEFAULT_METHOD, tta: bool = False):
@@ -153,4 +157,4 @@ class Endpoints:
 
         Outputs: image box, file box, comparison, download, then the single-image outputs."""
         path = self.examples[evt.index][0]
-        return (path, path, None, None) + self.predict(path, class_choice, opacity, method, tta)
+        return (path, path, None, None) + self.show(path, class_choice, opacity, method, tta)

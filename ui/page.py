@@ -41,6 +41,7 @@ class Page:
     method: gr.Dropdown
     tta: gr.Checkbox
     run: gr.Button
+    api_predict: gr.Button
     compare: gr.Button
     stop: gr.Button
     label: gr.Label
@@ -96,6 +97,7 @@ def layout(bundle, explainer, handlers, examples, max_batch: int) -> Page:
                                                f"{TTA_COPIES}x the CAM cost.", elem_id="tta")
                     with gr.Row():
                         run = gr.Button("Explain again", variant="primary", elem_id="run")
+                        api_predict = gr.Button(visible=False)  # only the /predict endpoint (see wire())
                         compare = gr.Button("Compare all methods", elem_id="compare")
                         stop = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Column(scale=3, min_width=320):
@@ -132,8 +134,9 @@ def layout(bundle, explainer, handlers, examples, max_batch: int) -> Page:
                                        interactive=False, object_fit="contain", elem_id="batch-gallery")
     gr.Markdown(f"Model: `{bundle.model.name}`, input {h}x{w} {bundle.spec.color_mode}, preprocessing "
                 f"`{bundle.spec.preprocessing}`, Grad-CAM layer `{explainer.target}`.", elem_id="model-info")
-    return Page(image, shipped, file, class_choice, opacity, method, tta, run, compare, stop, label, slider, note,
-                make_zip, download, gallery, comparison, batch_files, batch_run, table, batch_csv, batch_gallery)
+    return Page(image, shipped, file, class_choice, opacity, method, tta, run, api_predict, compare, stop, label,
+                slider, note, make_zip, download, gallery, comparison, batch_files, batch_run, table, batch_csv,
+                batch_gallery)
 
 
 def wire(page: Page, ep: Endpoints, model_slots: int = MODEL_SLOTS) -> None:
@@ -149,7 +152,10 @@ def wire(page: Page, ep: Endpoints, model_slots: int = MODEL_SLOTS) -> None:
     private = {"api_visibility": "private"}
     unqueued = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
 
-    runs = [p.run.click(ep.predict, inputs, single, api_name="predict", **model)]
+    # /predict: the page's result without the slider pair (an API client would fetch its two
+    # files again); the hidden button only names the endpoint. "Explain again" fills the slider too.
+    p.api_predict.click(ep.predict, inputs, single[:3], api_name="predict", **model)
+    runs = [p.run.click(ep.show, inputs, single, **private, **model)]
     p.make_zip.click(ep.download, inputs, [p.download], api_name="download", **model)
     compared = p.compare.click(ep.compare, [p.file, p.class_choice, p.opacity, p.tta], [p.comparison],
                                api_name="compare", concurrency_id="compare", concurrency_limit=1)
@@ -161,14 +167,14 @@ def wire(page: Page, ep: Endpoints, model_slots: int = MODEL_SLOTS) -> None:
     # (preprocess=False): Gradio would otherwise open it with Pillow first.
     runs.append(p.image.upload(ep.start, [p.image], [p.file, p.comparison, p.download, *single],
                                preprocess=False, **unqueued)
-                .then(ep.predict, inputs, single, **private, **model))
+                .then(ep.show, inputs, single, **private, **model))
     runs.append(p.file.upload(ep.preview, [p.file], [p.image, p.comparison, p.download, *single], **unqueued)
-                .then(ep.predict, inputs, single, **private, **model))
+                .then(ep.show, inputs, single, **private, **model))
     for box in (p.image, p.file):
         box.clear(ep.clear, None, [p.image, p.file, p.comparison, p.download, *single], **unqueued)
     for control in options:
         control.change(ep.outdated, None, [p.comparison, p.download], **unqueued)
-        runs.append(control.change(ep.predict_if_any, inputs, single, show_progress="hidden", **private, **model))
+        runs.append(control.change(ep.show_if_any, inputs, single, show_progress="hidden", **private, **model))
     p.run.click(ep.outdated, None, [p.comparison, p.download], **unqueued)
     if p.examples is not None:
         runs.append(p.examples.select(ep.open_example, options,
