@@ -52,18 +52,21 @@ def result_note(exp, failing=()) -> str:
     what the map shows, and its caveats."""
     what = (f"the activations' first principal component (method {METHODS[exp.method].label}: the same map "
             "for every class)" if class_agnostic(exp.method) else f"{exp.explained}, method {METHODS[exp.method].label}")
-    lines = [input_check_text(exp)] if exp.flagged else []
-    answer = "Model's answer (not meaningful for this image)" if exp.flagged else "Prediction"
+    # An explanation from elsewhere (an older backend, a stand-in) may carry no checks: say nothing then.
+    flagged = getattr(exp, "flagged", False)
+    region = exp.region_sentence() if hasattr(exp, "region_sentence") else ""
+    lines = [input_check_text(exp)] if flagged else []
+    answer = "Model's answer (not meaningful for this image)" if flagged else "Prediction"
     lines.append(f"**{answer}:** {exp.predicted} ({exp.probabilities[exp.predicted]:.1%}).")
-    if exp.region_sentence():
-        lines.append(f"**Region check:** {exp.region_sentence()}")
+    if region:
+        lines.append(f"**Region check:** {region}")
     lines += [f"**Heatmap of:** {what}, layer `{exp.layer}`"
              + (f", averaged over {TTA_COPIES} flipped and brightness-shifted copies." if exp.tta else ".")]
     if exp.empty:
         lines.append(f"No region of the image raises the {exp.explained} score: the heatmap is empty.")
     if exp.method in failing:
         lines.append(sanity_failed(exp.method))
-    if not exp.flagged:
+    if not flagged and hasattr(exp, "input_check"):
         lines.append(input_check_text(exp))
     return "\n\n".join(lines)
 
