@@ -65,6 +65,9 @@ def _same(got, want):
     np.testing.assert_allclose(list(got.probabilities.values()), list(want.probabilities.values()), atol=1e-5)
     np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)
     assert got.heatmap.shape == want.image.shape[:2]
+    # The trust fields travel with the answer (computed on the replica, as in-process).
+    assert got.input_check.get("in_distribution") == want.input_check.get("in_distribution")
+    assert set(got.input_check) == set(want.input_check) and set(got.region_check) == set(want.region_check)
     np.testing.assert_array_equal(got.image, want.image)
 
 
