@@ -8,8 +8,7 @@
 API endpoints (docs/api.md; ``gradio_client`` examples there):
 ``/predict`` (image file, class to explain, overlay opacity, method, TTA) ->
 (label distribution, gallery of original / heatmap / overlay PNGs, markdown
-note, (original, overlay) pair); ``/download`` (same arguments -> zip of the PNGs +
-report.json); ``/compare`` (every method's overlay); ``/batch`` (several files ->
+note); ``/download`` (same arguments -> zip of the PNGs + report.json, built on request); ``/compare`` (every method's overlay); ``/batch`` (several files ->
 table, CSV, overlays).
 
 The page is in ``ui/``: ``ui/handlers.py`` does the work, ``ui/page.py`` lays out and
