@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from ..errors import ExplainError
 
 #: Images per ``explain_batch`` call. Measured on the default model (benchmarks/serve_bench.py,
-#: "chunks" in benchmarks/results/serve_bench.json, docs/serving.md): the CPU per image falls
-#: from one image per call to four and is flat, within the noise, from 4 to 32; 16 sits in the
-#: flat part, equals the Serve replicas' batch size, and bounds memory (the engine's own
-#: chunks are 32, explain.engine.CHUNK).
+#: "chunks" in benchmarks/results/serve_bench.json, docs/serving.md): with the trust checks'
+#: extra forward pass in every explanation the CPU per image is flat, within the noise, from 1 to
+#: 32 images per call (without them it fell from 1 to 4, then stayed flat); 16 sits in the flat
+#: part, equals the Serve replicas' batch size, and bounds memory (the engine's own chunks are
+#: 32, explain.engine.CHUNK).
 DEFAULT_CHUNK = 16
 
 #: What a failed item reports (anything else is a bug and propagates).
