@@ -14,6 +14,7 @@ from explain.engine import CamEngine
 from explain.model.layers import find_target_layer
 from synthetic import LABELS, gap_dense_cnn, write_dataset, write_tiny_bundle
 from training import lesion_finetune as L
+from training import lesion_record as R
 
 
 def test_box_coverage_has_fractional_edges():
@@ -95,28 +96,73 @@ def tiny(tmp_path_factory):
     return data, bundle, boxes
 
 
-def test_finetune_runs_resumes_and_records_every_term(tiny, tmp_path, capsys):
+def _common(bundle, boxes, data, tmp_path, *extra):
+    return ["--from", str(bundle), "--boxes", str(boxes), "--out", str(tmp_path / "out"),
+            "--run-dir", str(tmp_path / "run"), "--data", str(data), "--cache", "", "--steps", "2",
+            "--batch-size", "4", "--boxed-per-batch", "2", "--holdout-share", "0.3", "--removal-weight", "0.5",
+            "--counterfactual-weight", "1", "--control-weight", "1", "--balance-classes", *extra]
+
+
+def test_finetune_runs_records_every_term_and_keeps_earlier_stages(tiny, tmp_path):
     data, bundle, boxes = tiny
-    common = ["--from", str(bundle), "--boxes", str(boxes), "--out", str(tmp_path / "out"),
-              "--run-dir", str(tmp_path / "run"), "--data", str(data), "--cache", "", "--steps", "2",
-              "--batch-size", "4", "--boxed-per-batch", "2", "--holdout", "4", "--removal-weight", "0.5",
-              "--balance-classes"]
-    assert L.main(common + ["--epochs", "1"]) == 0
-    assert L.main(common + ["--epochs", "2"]) == 0
-    assert "resuming" in capsys.readouterr().out
+    summary = tmp_path / "candidates.json"
+    assert L.main(_common(bundle, boxes, data, tmp_path, "--epochs", "2", "--summary", str(summary))) == 0
     meta = load_bundle(tmp_path / "out").metadata["lesion_finetune"]
     assert [h["epoch"] for h in meta["history"]] == [1, 2]
-    assert meta["boxes_used"] == 9 and meta["boxes_held_out"] == 3
+    held = [k for k in sorted(json.loads(boxes.read_text())["images"]) if R.hash_fraction(k) < 0.3]
+    assert meta["holdout"]["held"] == held and meta["boxes_held_out"] == len(held) and len(held) > 0
+    assert meta["boxes_used"] + len(held) == 12
+    assert meta["from"]["path"] == str(bundle) and len(meta["from"]["weights_sha256"]) == 64
     last = meta["history"][-1]
-    assert last["removal_loss"] > 0 and math.isfinite(last["ce"])
-    assert 0 <= last["held_p_true_lesion_removed"] <= 1
-    # Fine-tuned again, the bundle keeps the first stage's record.
+    for term in L.TERMS:
+        assert math.isfinite(last[term]), term
+    assert last["removal_loss"] > 0 and last["counterfactual_loss"] > 0
+    assert 0 <= last["held_p_true_lesion_removed"] <= 1 and "val_balanced_accuracy" in last
+    record = R.read_summary(summary)["out"]
+    assert record["status"] == "done" and record["history"] == meta["history"]
+    assert record["settings"] == meta["settings"] and record["settings"]["counterfactual_weight"] == 1.0
+    assert "commit" in record["code"] and record["hardware"]["backend"] == keras.backend.backend()
+    # Fine-tuned again, the bundle keeps the first stage's record and its hold-out share.
     again = ["--from", str(tmp_path / "out"), "--boxes", str(boxes), "--out", str(tmp_path / "again"),
              "--run-dir", str(tmp_path / "run2"), "--data", str(data), "--cache", "", "--steps", "1",
-             "--epochs", "1", "--batch-size", "4", "--boxed-per-batch", "2", "--holdout", "0"]
-    assert L.main(again) == 0
+             "--epochs", "1", "--batch-size", "4", "--boxed-per-batch", "2"]
+    with pytest.raises(SystemExit, match="must be 0.3"):
+        L.main(again)
+    assert L.main(again + ["--holdout-share", "0.3"]) == 0
     twice = load_bundle(tmp_path / "again").metadata
-    assert twice["lesion_finetune_earlier"] == [meta] and twice["lesion_finetune"]["from"] == str(tmp_path / "out")
+    assert twice["lesion_finetune_earlier"] == [meta]
+    assert twice["lesion_finetune"]["holdout"]["held"] == held
+    # The second stage knows which of its held-out boxes the first trained on: none.
+    assert twice["lesion_finetune"]["holdout"]["trained_by_earlier_stage"] == []
+
+
+def test_an_interrupted_run_equals_an_uninterrupted_one(tiny, tmp_path, capsys):
+    data, bundle, boxes = tiny
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert L.main(_common(bundle, boxes, data, whole, "--epochs", "2")) == 0
+    assert L.main(_common(bundle, boxes, data, parts, "--epochs", "2", "--stop-after", "1")) == 0
+    assert not (parts / "out").exists()  # stopped: no bundle yet
+    assert L.main(_common(bundle, boxes, data, parts, "--epochs", "2")) == 0
+    assert "resuming" in capsys.readouterr().out
+    a, b = load_bundle(whole / "out"), load_bundle(parts / "out")
+    for x, y in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+    history = [{k: v for k, v in h.items() if k != "seconds"} for h in a.metadata["lesion_finetune"]["history"]]
+    resumed = [{k: v for k, v in h.items() if k != "seconds"} for h in b.metadata["lesion_finetune"]["history"]]
+    assert len(resumed) == len(history)
+    for h, r in zip(history, resumed):
+        for key, value in h.items():
+            assert r[key] == pytest.approx(value, abs=1e-4), key
+    assert [r["epoch"] for r in b.metadata["lesion_finetune"]["resumes"]] == [1]
+
+
+def test_resume_refuses_changed_settings(tiny, tmp_path):
+    data, bundle, boxes = tiny
+    assert L.main(_common(bundle, boxes, data, tmp_path, "--epochs", "2", "--stop-after", "1")) == 0
+    with pytest.raises(SystemExit, match="epochs: 2 -> 3"):
+        L.main(_common(bundle, boxes, data, tmp_path, "--epochs", "3"))
+    with pytest.raises(SystemExit, match="lr"):
+        L.main(_common(bundle, boxes, data, tmp_path, "--epochs", "2", "--lr", "1e-3"))
 
 
 def test_finetune_refuses_boxes_outside_the_train_split(tiny, tmp_path):
@@ -133,7 +179,7 @@ def test_pack_replaces_the_data_folder(tiny, tmp_path):
     data, bundle, boxes = tiny
     pack = tmp_path / "pack.npz"
     common = ["--from", str(bundle), "--boxes", str(boxes), "--cache", "", "--epochs", "1", "--steps", "1",
-              "--batch-size", "4", "--boxed-per-batch", "2", "--holdout", "0"]
+              "--batch-size", "4", "--boxed-per-batch", "2", "--holdout-share", "0"]
     assert L.main(common + ["--data", str(data), "--write-pack", str(pack), "--out", str(tmp_path / "x")]) == 0
     assert not (tmp_path / "x").exists()  # writing the pack trains nothing
     folder = L.load_data(L.parse_args(common + ["--data", str(data), "--out", "x"]), load_bundle(bundle).spec, LABELS)

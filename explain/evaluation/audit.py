@@ -295,12 +295,17 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
     the app shows it. Returns {"n_images", "rows": {row: {"overall"|class:
     {metric: bootstrap_mean}}}}.
     """
+    from ..metrics.counterfactual import COUNTERFACTUAL_METRICS, lesion_counterfactuals
     from ..metrics.localisation import METRICS, RELIANCE_METRICS, baseline_maps, lesion_reliance, lesion_scores
+    from ..metrics.plausibility import head_mask
     from ..overlay import upsample
+    from ..preprocess import preprocess
 
     per_row: dict[str, dict[str, list[dict]]] = {}
     reliance: dict[str, list[dict]] = {}
+    counterfactual: dict[str, list[dict]] = {}
     predict_fn = explainer.engine().predict
+    no_tumour = next((n for n, lab in enumerate(explainer.labels) if lab.lower() in NO_TUMOUR_LABELS), None)
     used = 0
     for key in sorted(lesions):
         lesion = lesions[key]
@@ -314,6 +319,11 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
         needs = lesion_reliance(x, mask, predict_fn, cls)
         reliance.setdefault("overall", []).append(needs)
         reliance.setdefault(label, []).append(needs)
+        if no_tumour is not None:
+            removed = lesion_counterfactuals(rgb, mask, head_mask(rgb), lambda im: preprocess(im, explainer.spec),
+                                             predict_fn, cls, no_tumour, key)
+            for group in ("overall", label):
+                counterfactual.setdefault(group, []).append(removed)
         maps = {name: upsample(method_map(explainer, name, rgb, x, cls), rgb.shape[:2]) for name in methods}
         maps.update({f"baseline: {name}": heat for name, heat in baseline_maps(rgb).items()})
         for name, heat in maps.items():
@@ -327,7 +337,9 @@ def lesion_summary(explainer: Explainer, lesions: dict, folder: Path, methods, n
 
     return {"n_images": used, "metrics": list(METRICS),
             "rows": {name: summary(groups, METRICS) for name, groups in per_row.items()},
-            "reliance_metrics": list(RELIANCE_METRICS), "reliance": summary(reliance, RELIANCE_METRICS)}
+            "reliance_metrics": list(RELIANCE_METRICS), "reliance": summary(reliance, RELIANCE_METRICS),
+            "counterfactual_metrics": list(COUNTERFACTUAL_METRICS),
+            "counterfactual": summary(counterfactual, COUNTERFACTUAL_METRICS)}
 
 
 def _mean_and_interval(stat: dict) -> str:
@@ -359,7 +371,28 @@ def lesion_markdown(summary: dict) -> str:
                 cells = [_mean_and_interval(block[m]) for m in metrics]
                 lines.append(f"| {group} ({block[metrics[0]]['n']}) | " + " | ".join(cells) + " |")
         lines.append("")
+    if summary.get("counterfactual"):
+        lines += counterfactual_markdown(summary, groups)
     return "\n".join(lines) + "\n"
+
+
+def counterfactual_markdown(summary: dict, groups) -> list[str]:
+    """The counterfactual table: per group, for each removal method, the share of slices that keep
+    the true class / are called "no tumour" with the lesion removed, and that keep it with a
+    same-size control region removed."""
+    from ..metrics.counterfactual import AUDIT_GROW_PX, AUDIT_REMOVALS
+
+    metrics = [f"{name}_{m}" for m in AUDIT_REMOVALS for name in ("kept", "no_tumour", "control_kept")]
+    lines = [f"### Counterfactuals: the lesion box (grown by {AUDIT_GROW_PX} px) removed by "
+             + " and by ".join(AUDIT_REMOVALS) + " (methods training never uses); control: a region "
+             "of the same size elsewhere in the head removed the same way", "",
+             "| images | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    for group in groups:
+        block = summary["counterfactual"].get(group)
+        if block:
+            cells = [_mean_and_interval(block[m]) for m in metrics]
+            lines.append(f"| {group} ({block[metrics[0]]['n']}) | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def main(argv=None) -> int:
