@@ -330,7 +330,8 @@ class Trainer:
             import tensorflow as tf
 
             self._tf = tf
-            self._step_fn = tf.function(self._tf_step)
+            # The batch size varies with the copies a batch draws: one trace for every size.
+            self._step_fn = tf.function(self._tf_step, reduce_retracing=True)
         elif self.backend == "jax":
             import jax
 
