@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -72,6 +73,28 @@ def _pooled(cf: dict, metric: str) -> float:
     return sum(m * n for m, n in parts) / sum(n for _, n in parts)
 
 
+def lesion_and_sanity(folder: Path, data: str | None) -> dict:
+    """The lesion audit (into a fresh ``folder/audit/lesions``) and Grad-CAM's randomisation check
+    of the calibrated bundle in ``folder``, with its test metrics (``folder/eval``), as the report."""
+    lesion_dir = folder / "audit" / "lesions"
+    if lesion_dir.exists():
+        shutil.rmtree(lesion_dir)
+    audit.main(["--model", str(folder), "--split", "test", "--methods", "gradcam", "--lesions", LESIONS,
+                "--lesions-only", "--out", str(lesion_dir), *(["--data", data] if data else [])])
+    bundle = load_bundle(folder)
+    explainer = Explainer(bundle)
+    items = read_split(data_dir(data), "test")
+    sanity = audit.sanity_check(bundle, explainer, audit.sanity_subset(items, 24), data_dir(data), ["gradcam"])
+    test = json.loads((folder / "eval" / "metrics_test.json").read_text())
+    lesions = json.loads((lesion_dir / "audit.json").read_text())["lesions"]
+    return {"bundle": str(folder), "weights_sha256": bundle.weights_digest(), "temperature": bundle.temperature,
+            "metrics": {k: v["value"] for k, v in test["metrics"].items()},
+            "metrics_ci95": {k: v.get("ci95") for k, v in test["metrics"].items()},
+            "confusion_matrix": test["confusion_matrix"], "lesions": lesion_figures(lesions),
+            "sanity": {"correlations": sanity["methods"]["gradcam"], "layers": sanity["layers"],
+                       "passed": sanity["passed"]["gradcam"]}}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.final_test", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,23 +119,10 @@ def main(argv=None) -> int:
     data = ["--data", args.data] if args.data else []
     evaluate.main(["--model", str(folder), "--split", "test", "--calibrate", "--write-metrics", "--no-published",
                    "--cache", args.cache, *data])
-    audit.main(["--model", str(folder), "--split", "test", "--methods", "gradcam", "--lesions", LESIONS,
-                "--lesions-only", "--out", str(folder / "audit" / "lesions"), *data])
-    bundle = load_bundle(folder)
-    explainer = Explainer(bundle)
-    items = read_split(data_dir(args.data), "test")
-    sanity = audit.sanity_check(bundle, explainer, audit.sanity_subset(items, 24), data_dir(args.data), ["gradcam"])
-    test = json.loads((folder / "eval" / "metrics_test.json").read_text())
-    lesions = json.loads((folder / "audit" / "lesions" / "audit.json").read_text())["lesions"]
-    report = {"candidate": chosen, "bundle": str(folder), "weights_sha256": bundle.weights_digest(),
-              "temperature": bundle.temperature, "selection": args.selection,
-              "command": "python -m training.final_test " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "date": datetime.now(UTC).isoformat(timespec="seconds"),
-              "metrics": {k: v["value"] for k, v in test["metrics"].items()},
-              "metrics_ci95": {k: v.get("ci95") for k, v in test["metrics"].items()},
-              "confusion_matrix": test["confusion_matrix"], "lesions": lesion_figures(lesions),
-              "sanity": {"correlations": sanity["methods"]["gradcam"], "layers": sanity["layers"],
-                         "passed": sanity["passed"]["gradcam"]}}
+    report = lesion_and_sanity(folder, args.data)
+    report.update({"candidate": chosen, "selection": args.selection,
+                   "command": "python -m training.final_test " + " ".join(argv if argv is not None else sys.argv[1:]),
+                   "date": datetime.now(UTC).isoformat(timespec="seconds")})
     report["targets"] = targets(report)
     report["meets_every_target"] = all(t["met"] for t in report["targets"])
     report["seconds"] = round(time.time() - started, 1)
