@@ -54,7 +54,9 @@ def _machine(h: dict) -> str:
 
 def _settings(s: dict) -> str:
     targets = ", ".join(f"{k} {v:g}" for k, v in s.get("removed_target", {}).items())
-    return (f"{s['epochs']} epochs, lr {s['lr']:g}, counterfactual {s.get('counterfactual_weight', 0):g} "
+    steps = f"{s['steps']} steps" if s.get("steps") else "full passes"
+    return (f"{s['epochs']} x {steps} of {s['batch_size']} + {s['boxed_per_batch']} boxed, lr {s['lr']:g}, "
+            f"counterfactual {s.get('counterfactual_weight', 0):g} "
             f"(no-tumour share: {targets}), control {s.get('control_weight', 0):g}, "
             f"removal hinge {s.get('removal_weight', 0):g}, point {s['point_weight']:g}")
 
@@ -73,7 +75,8 @@ def candidate_table(candidates: dict, selection: dict | None) -> list[str]:
         recalls = [v for k, v in fig.items() if k.startswith("val_recall_")]
         cells = [name, _settings(rec["settings"]) if rec else "-",
                  (rec["code"]["commit"] or "?")[:7] + ("+dirty" if rec["code"]["dirty"] else "") if rec else "-",
-                 f"{rec['train_seconds']:.0f}" if rec else "-", f"{fig['val_accuracy']:.3f}",
+                 f"{rec['train_seconds']:.0f} ({rec['epochs_done']} of {rec['settings']['epochs']} epochs)"
+                 if rec else "-", f"{fig['val_accuracy']:.3f}",
                  f"{min(recalls):.3f}", f"{fig['held_peak_in_box']:.2f}"]
         cells += [f"{fig.get(f'held_kept_mp_{m}', float('nan')):.2f}" for m in AUDIT_REMOVALS]
         cells += [f"{fig.get(f'held_no_tumour_mp_{m}', float('nan')):.2f}" for m in AUDIT_REMOVALS]
