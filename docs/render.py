@@ -126,6 +126,45 @@ def file_sizes(r: Results) -> str:
     return f"{size['model.keras']:.1f} MB (`model.keras`) + {size['model.weights.h5']:.1f} MB (`model.weights.h5`"
 
 
+def _training(r: Results) -> dict:
+    return r.json(BUNDLE)["metadata"]
+
+
+@figure("training-run")
+def training_run(r: Results) -> str:
+    m = _training(r)
+    t = m["training"]
+    seconds = [h["seconds"] for h in m["history"]]
+    return (f"{m['epochs_run']} epochs (of {t['epochs']}), batch {t['batch_size']}, Adam with a cosine schedule "
+            f"peaking at {t['lr']:g}, label smoothing {t['label_smoothing']:g}, seed {t['seed']}; "
+            f"{m['train_seconds']:,.0f} s on 2 CPU cores ({min(seconds):.0f}-{max(seconds):.0f} s per epoch; "
+            f"{m['backend']} backend, Keras {m['keras']}, no GPU). Best epoch {m['best_epoch']} by validation "
+            f"accuracy ({m['val_accuracy']:.3f})")
+
+
+@figure("learning-curve")
+def learning_curve(r: Results) -> str:
+    history = _training(r)["history"]
+    shown = [h for h in history if h["epoch"] % 2 == 1 or h["epoch"] == len(history)]
+    return table(["epoch"] + [str(h["epoch"]) for h in shown],
+                 [["train"] + [num(h["accuracy"], 2) for h in shown],
+                  ["val"] + [num(h["val_accuracy"], 2) for h in shown]])
+
+
+@figure("finetune-stage")
+def finetune_stage(r: Results, stage: str) -> str:
+    """Settings and time of lesion fine-tuning ``stage`` ("1" or "2") from bundle.json's metadata."""
+    m = _training(r)
+    run = m["lesion_finetune_earlier"][0] if stage == "1" else m["lesion_finetune"]
+    s = run["settings"]
+    seconds = sum(h["seconds"] for h in run["history"])
+    removal = f", lesion-removal weight {s['removal_weight']:g}" if s.get("removal_weight") else ""
+    return (f"{s['epochs']} epochs, {run['boxes_used']} boxes used ({run['boxes_held_out']} held out), "
+            f"{s['boxed_per_batch']} boxed of {s['batch_size'] + s['boxed_per_batch']} images per batch, "
+            f"Adam lr {s['lr']:g}, point weight {s['point_weight']:g}{removal}, seed {s['seed']}; "
+            f"{seconds:,.0f} s on 2 CPU cores")
+
+
 @figure("data-split")
 def data_split(r: Results) -> str:
     d = r.json(BUNDLE)["metadata"]["data"]
