@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.app_bench import request_images  # noqa: E402
 from benchmarks.app_process import AppProcess, AppServer, child_env, free_port  # noqa: E402
+from benchmarks.timing import write_report  # noqa: E402
 
 TARGET = 0.70
 PREDICTED = "Predicted class"  # app.PREDICTED; not imported, app.py imports gradio
@@ -149,11 +150,7 @@ def main(argv=None) -> int:
     for side in ("floor", "app"):
         for r in results[side]:
             lines += [f"{side} error: {e}" for e in r["errors"][:3]]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    write_report(lines, args.out)
     return 0
 
 

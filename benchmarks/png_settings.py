@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.timing import write_report  # noqa: E402
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,11 +67,7 @@ def main(argv=None) -> int:
     for level, (times, size) in rows.items():
         ms = statistics.median(times) * 1e3
         lines.append(f"{level:5d}  {ms:9.2f}  {size / 1e3:7.1f}  {ms / base_ms:11.2f}  {size / rows[6][1]:11.2f}")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    write_report(lines, args.out)
     return 0
 
 

@@ -154,3 +154,12 @@ def write_json(path: Path, env: dict, counts: Counts, args, report: Report) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def write_report(lines: list[str], out: str | None) -> None:
+    """Print a benchmark's text report and, with ``out``, write the same text there (folders made)."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
