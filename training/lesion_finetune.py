@@ -70,6 +70,7 @@ from PIL import Image
 from explain.bundle import Bundle, load_bundle, save_bundle
 from explain.evaluation.audit import NO_TUMOUR_LABELS
 from explain.evaluation.lesions import read_lesions
+from explain.metrics import classification as C
 from explain.metrics import counterfactual as CF
 from explain.metrics.plausibility import head_mask
 from explain.model.layers import find_target_layer
@@ -451,11 +452,11 @@ def held_counterfactual_images(pixels: np.ndarray, covers: list[np.ndarray], key
 
 
 def class_figures(y: np.ndarray, pred: np.ndarray, labels: list[str], prefix: str) -> dict:
-    """Accuracy, balanced accuracy and every class's recall of predictions ``pred`` (N,) int."""
-    recalls = {lab: float((pred[y == c] == c).mean()) for c, lab in enumerate(labels) if (y == c).any()}
-    return {f"{prefix}accuracy": float((pred == y).mean()),
-            f"{prefix}balanced_accuracy": float(np.mean(list(recalls.values()))),
-            **{f"{prefix}recall_{lab}": r for lab, r in recalls.items()}}
+    """Accuracy, balanced accuracy and the recall of every class with true images, of predictions
+    ``pred`` (N,) int (:mod:`explain.metrics.classification`)."""
+    recall = C.per_class(C.confusion_matrix(y, pred, len(labels)))["recall"]
+    return {f"{prefix}accuracy": C.accuracy(y, pred), f"{prefix}balanced_accuracy": C.class_mean(recall),
+            **{f"{prefix}recall_{lab}": float(r) for lab, r in zip(labels, recall) if not np.isnan(r)}}
 
 
 def counterfactual_figures(predict, held_cf: dict, y_held: np.ndarray, labels: list[str],
