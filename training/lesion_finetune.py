@@ -159,12 +159,11 @@ def to_map(coverage: np.ndarray, map_size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(coverage, (map_size[1], map_size[0]), interpolation=cv2.INTER_AREA)
 
 
-def remove_lesion(image: np.ndarray, mask: np.ndarray, grow: int = 2, method: str = "inpaint_telea",
-                  rng: np.random.Generator | None = None) -> np.ndarray:
+def remove_lesion(image: np.ndarray, mask: np.ndarray, grow: int = 2) -> np.ndarray:
     """(h, w, c) float32 in [0, 255], (h, w) float32 lesion coverage -> the image with the
-    lesion (grown by ``grow`` px) filled by ``method`` (:mod:`explain.metrics.counterfactual`),
+    lesion (grown by ``grow`` px) inpainted (Telea, :func:`explain.metrics.counterfactual.remove_region`),
     same shape and dtype."""
-    return CF.remove_region(image, CF.grow(mask > 0.05, grow), method, rng)
+    return CF.remove_region(image, CF.grow(mask > 0.05, grow), "inpaint_telea")
 
 
 def pick_boxed(rng: np.random.Generator, box_labels: np.ndarray, n: int, balance: bool) -> np.ndarray:
@@ -501,7 +500,7 @@ def main(argv=None) -> int:
     source = load_bundle(args.source)
     spec, labels = source.spec, list(source.labels)
     no_tumour = next((n for n, lab in enumerate(labels) if lab.lower() in NO_TUMOUR_LABELS), None)
-    if no_tumour is None and (args.counterfactual_weight > 0):
+    if no_tumour is None and args.counterfactual_weight > 0:
         raise SystemExit("error: the bundle has no 'no tumour' class for the counterfactual copies")
     unknown = set(args.removed_target) - set(labels)
     if unknown:
@@ -639,7 +638,7 @@ def main(argv=None) -> int:
             if (s + 1) % 50 == 0:
                 print(f"epoch {epoch + 1} step {s + 1}/{steps} {time.time() - t0:.0f}s", flush=True)
         row = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
-                   **dict(zip(TERMS, (totals / steps).tolist())), **evaluate()}
+               **dict(zip(TERMS, (totals / steps).tolist())), **evaluate()}
         state["history"].append(row)
         state["epoch"] = epoch + 1
         state["rng"] = rng.bit_generator.state
