@@ -2,7 +2,7 @@
 
     python benchmarks/input_check.py [--model BUNDLE] [--data DIR] [--repeats 30]
 
-Scores four out-of-distribution detectors on the same features of the same
+Scores five out-of-distribution detectors on the same features of the same
 model, each thresholded by the same rule on the validation split only (in
 every class at most 2.5 % flagged, :func:`explain.evaluation.fit_input_check.threshold_for`):
 
