@@ -55,6 +55,11 @@ RAY_CONFIGS = ((1, 16), (1, 1), (2, 16), (2, 1))
 TARGET_RPS, UTILISATION = 100, 0.7
 
 
+def ray_label(replicas: int, batch: int) -> str:
+    """The results key of a Ray configuration, e.g. ``ray_2r_batched``."""
+    return f"ray_{replicas}r_{'batched' if batch > 1 else 'unbatched'}"
+
+
 def test_images(n: int) -> list[Path]:
     try:
         from explain.evaluation.dataset import data_dir, read_split
@@ -204,7 +209,7 @@ def bench_ray_direct(images, model_options) -> dict:
         for replicas, batch in RAY_CONFIGS:
             started = time.perf_counter()
             backend = RayBackend(replicas=replicas, num_cpus=1, max_batch_size=batch, model_options=model_options)
-            label = f"ray_{replicas}r_{'batched' if batch > 1 else 'unbatched'}"
+            label = ray_label(replicas, batch)
             print(f"{label}: started in {time.perf_counter() - started:.1f} s", flush=True)
             out[label] = bench_service(backend, images, label, pids=lambda: replica_pids(os.getpid()))
             out[label]["max_batch_size"] = batch
@@ -329,8 +334,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             for label, extra in (("in_process", ["--backend", "local"]),
-                                 *((f"ray_{r}r_{'batched' if b > 1 else 'unbatched'}",
-                                    ["--backend", "ray", "--replicas", str(r), "--ray-batch", str(b)])
+                                 *((ray_label(r, b), ["--backend", "ray", "--replicas", str(r), "--ray-batch", str(b)])
                                    for r, b in RAY_CONFIGS)):
                 result["app"][label] = bench_app(extra, label, paths, work)
                 save()
