@@ -152,11 +152,6 @@ def _to_rgb(ds, has_magic: bool, max_pixels: int | None, pixel_array,
     return np.repeat(out[:, :, None], 3, axis=2)
 
 
-def count_frames(data: bytes) -> int:
-    """Number of frames of the DICOM file ``data`` (1 for single-frame files), from the header only."""
-    return DicomFile(data).frames
-
-
 def _parse(pydicom, data: bytes, *, force: bool):
     try:
         with warnings.catch_warnings():
