@@ -28,6 +28,8 @@ import hashlib
 import cv2
 import numpy as np
 
+from ..perturb import blur_image
+
 TRAIN_REMOVALS = ("inpaint_telea", "ring_fill")
 AUDIT_REMOVALS = ("inpaint_ns", "blur")
 REMOVALS = TRAIN_REMOVALS + AUDIT_REMOVALS
@@ -61,8 +63,7 @@ def remove_region(image: np.ndarray, region: np.ndarray, method: str,
         filled = cv2.inpaint(grey.astype(np.uint8), region.astype(np.uint8), INPAINT_RADIUS, flag)
         filled = filled.astype(np.float32)
     elif method == "blur":
-        sigma = max(grey.shape) * BLUR_SIGMA_FRAC
-        filled = cv2.GaussianBlur(grey, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+        filled = blur_image(grey, max(grey.shape) * BLUR_SIGMA_FRAC)[..., 0]
     elif method == "ring_fill":
         if rng is None:
             raise ValueError("ring_fill needs a random generator")
