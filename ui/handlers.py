@@ -21,12 +21,12 @@ from pathlib import Path
 from explain.methods import METHODS
 from explain.pipeline import DEFAULT_METHOD
 from explain.recent import RecentExplanations, file_key
-from explain.report import PNG_NAMES, report
+from explain.report import pictures, report
 from explain.tta import TTA_COPIES
 
 from .batch import DEFAULT_MAX_ITEMS, Item, expand, explain_items
 from .files import ResultFolders
-from .texts import FLAGGED_HEADLINE, heatmap_caption, result_note
+from .texts import FLAGGED_HEADLINE, heatmap_caption, method_caveats, method_title, result_note
 
 PREDICTED = "Predicted class"
 #: Methods whose one request costs many forward passes: with TTA they take the slow
@@ -230,14 +230,11 @@ class Handlers:
                 exp = self.explanation(path, class_choice, method, tta)
         else:
             exp = self.explanation(path, class_choice, method, tta)
-        title = METHODS[exp.method].label + (" + TTA" if exp.tta else "")
-        captions = ("Original", f"{title} {heatmap_caption(exp)}", f"Overlay, opacity {opacity:.2f}")
+        captions = ("Original", f"{method_title(exp.method, exp.tta)} {heatmap_caption(exp)}", f"Overlay, opacity {opacity:.2f}")
         return SingleResult(exp, opacity, Path(path).name, captions, caveats=self.caveats(exp))
 
     def caveats(self, exp) -> list[str]:
         """What the page must say about this map's method beyond the standard note."""
-        from .texts import method_caveats
-
         return method_caveats(exp, self.failing, self.checked, self.settings.score_cam_channels,
                               self.audited_score_cam)
 
@@ -246,10 +243,9 @@ class Handlers:
         """:meth:`analyse` plus the three PNGs (in a fresh request folder)."""
         result = self.analyse(path, class_choice, opacity, method, tta)
         exp = result.explanation
-        arrays = (exp.image, exp.heatmap_rgb(), exp.overlay(result.opacity))
         with self.files.request() as folder:
-            result.pictures = [(folder.png(name, array), caption)
-                               for name, array, caption in zip(PNG_NAMES, arrays, result.captions)]
+            result.pictures = [(folder.png(name, array), caption) for (name, array), caption
+                               in zip(pictures(exp, result.opacity), result.captions)]
             if exp.flagged:
                 # Gradio's Label takes its headline from a JSON file's "label" (a dict value
                 # always heads with the top class), and the classes stay listed under it.
@@ -260,11 +256,10 @@ class Handlers:
                 tta: bool = False) -> str:
         """The zip of one result (the three PNGs and ``report.json``), built now; returns its path."""
         result = self.analyse(path, class_choice, opacity, method, tta)
-        exp = result.explanation
-        arrays = (exp.image, exp.heatmap_rgb(), exp.overlay(result.opacity))
         stem = Path(result.source_name).stem or "image"
         with self.files.request() as folder:
-            return folder.zip(f"{stem}_explained.zip", dict(zip(PNG_NAMES, arrays)), result.report())
+            return folder.zip(f"{stem}_explained.zip", dict(pictures(result.explanation, result.opacity)),
+                              result.report())
 
     def compare(self, path, class_choice=PREDICTED, opacity: float = 0.4,
                 tta: bool = False) -> Iterator[list[tuple[str, str]]]:
