@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,6 @@ from explain.methods import METHODS
 from explain.pipeline import DEFAULT_METHOD
 from explain.recent import RecentExplanations, file_key
 from explain.report import pictures, report
-from explain.tta import TTA_COPIES
 
 from .batch import DEFAULT_MAX_ITEMS, Item, expand, explain_items
 from .files import ResultFolders
@@ -222,13 +222,8 @@ class Handlers:
     def analyse(self, path, class_choice=PREDICTED, opacity: float = 0.4, method: str = DEFAULT_METHOD,
                 tta: bool = False) -> SingleResult:
         """One image's :class:`SingleResult`, without writing any file."""
-        opacity = float(opacity)
-        if not 0.0 <= opacity <= 1.0:
-            raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
-        if self.is_slow(method, tta):
-            with self._slow():
-                exp = self.explanation(path, class_choice, method, tta)
-        else:
+        opacity = _opacity(opacity)
+        with self._slow() if self.is_slow(method, tta) else nullcontext():
             exp = self.explanation(path, class_choice, method, tta)
         captions = ("Original", f"{method_title(exp.method, exp.tta)} {heatmap_caption(exp)}", f"Overlay, opacity {opacity:.2f}")
         return SingleResult(exp, opacity, Path(path).name, captions, caveats=self.caveats(exp))
@@ -266,9 +261,7 @@ class Handlers:
         """Every method's overlay of one image, as a growing gallery: one yield per method,
         so that a caller can stop between methods. The page runs it in a queue of its own
         (not the single-image one), so it does not take the slow lane."""
-        opacity = float(opacity)
-        if not 0.0 <= opacity <= 1.0:
-            raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
+        opacity = _opacity(opacity)
         with self.files.request() as folder:
             items = []
             for name, cls in METHODS.items():
@@ -316,27 +309,27 @@ class Handlers:
         self.recent.expire()
         self.files.sweep()
 
+    @contextmanager
     def _slow(self):
         if not self.slow_lane.acquire(blocking=False):
             raise Busy("Another visitor's slow job (Score-CAM or smoothing) is running; "
                        "try again in a moment, or use a faster method.")
-        return _Release(self.slow_lane)
+        try:
+            yield
+        finally:
+            self.slow_lane.release()
 
 
-class _Release:
-    def __init__(self, lock):
-        self.lock = lock
+def _opacity(value) -> float:
+    opacity = float(value)
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"Opacity must be between 0 and 1, got {opacity}.")
+    return opacity
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.lock.release()
 
 __all__ = [
     "PREDICTED",
     "SLOW_METHODS",
-    "TTA_COPIES",
     "BatchColumn",
     "BatchResult",
     "BatchRow",
