@@ -80,7 +80,7 @@ def build_demo(bundle: Bundle, *, explainer: Explainer | None = None, examples=N
     files = ResultFolders(gradio_cache_dir(), ttl, tidy_root=bool(delete_cache))
     handlers = Handlers(bundle, explainer, settings=settings, files=files, audit=bundle.audit())
     with gr.Blocks(title="Brain MRI Grad-CAM", delete_cache=delete_cache) as demo:
-        page = layout(bundle, explainer, handlers, examples, max_batch)
+        page = layout(handlers, examples)
         wire(page, Endpoints(handlers, examples), model_slots)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     # Past requests' folders and pixels go after ``ttl`` even when no request comes.

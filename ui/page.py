@@ -65,8 +65,10 @@ def method_info(failing, score_cam_channels) -> str:
                if failing else ""))
 
 
-def layout(bundle, explainer, handlers, examples, max_batch: int) -> Page:
-    """The components, inside the current ``gr.Blocks``; ``examples``: [(file, caption)]."""
+def layout(handlers, examples) -> Page:
+    """The components, inside the current ``gr.Blocks``, for ``handlers``' bundle, explainer
+    and settings; ``examples``: [(file, caption)]."""
+    bundle, explainer, max_batch = handlers.bundle, handlers.explainer, handlers.settings.max_batch
     h, w = bundle.spec.size
     gr.Markdown("## Brain MRI tumour classifier with Grad-CAM", elem_id="title")
     gr.Markdown(DISCLAIMER, elem_id="disclaimer")
