@@ -3,6 +3,8 @@ Grad-CAM, lesion removal, class balancing, and a tiny run end to end with resume
 
 import json
 import math
+import subprocess
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -121,7 +123,10 @@ def test_finetune_runs_records_every_term_and_keeps_earlier_stages(tiny, tmp_pat
     record = R.read_summary(summary)["out"]
     assert record["status"] == "done" and record["history"] == meta["history"]
     assert record["settings"] == meta["settings"] and record["settings"]["counterfactual_weight"] == 1.0
-    assert "commit" in record["code"] and record["hardware"]["backend"] == keras.backend.backend()
+    # The commit is the checkout's own HEAD, asked of git here independently (None outside a git checkout).
+    head = subprocess.run(["git", "-C", str(Path(L.__file__).resolve().parents[1]), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=False).stdout.strip() or None
+    assert record["code"]["commit"] == head and record["hardware"]["backend"] == keras.backend.backend()
     # Fine-tuned again, the bundle keeps the first stage's record and its hold-out share.
     again = ["--from", str(tmp_path / "out"), "--boxes", str(boxes), "--out", str(tmp_path / "again"),
              "--run-dir", str(tmp_path / "run2"), "--data", str(data), "--cache", "", "--steps", "1",
