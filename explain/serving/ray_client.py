@@ -72,9 +72,6 @@ class ServiceBundle:
     def audit(self) -> dict | None:
         return self._info.get("audit")
 
-    def failed_sanity_check(self) -> set[str]:
-        return set(self._info.get("failed_sanity_check") or ())
-
     def describe(self) -> str:
         return f"{self._info.get('describe', self.model.name)} (on Ray Serve)"
 

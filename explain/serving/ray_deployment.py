@@ -80,7 +80,7 @@ class ExplainerDeployment:
                 "color_mode": spec.color_mode, "preprocessing": spec.preprocessing,
                 "target": str(self.explainer.target), "map_shape": list(self.explainer.engine().map_shape),
                 "default_method": self.explainer.default_method, "model_name": self.bundle.model.name,
-                "describe": self.bundle.describe(), "failed_sanity_check": sorted(self.bundle.failed_sanity_check()),
+                "describe": self.bundle.describe(),
                 "metadata": self.bundle.metadata, "audit": self.bundle.audit(),
                 "score_cam_channels": self.explainer.score_cam_channels, "pid": os.getpid()}
 
