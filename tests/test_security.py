@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -183,7 +184,7 @@ class CacheWatcher(threading.Thread):
 
     def run(self):
         while not self._halt.is_set():
-            self.seen.update(p for p in self.folder.rglob("*") if p.is_file())
+            self.seen.update(files_in(self.folder))
             self._halt.wait(0.05)
 
     def stop(self) -> set[Path]:
@@ -207,7 +208,21 @@ def expiring(env, tmp_path, monkeypatch):
 
 
 def files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()]
+    """Every file under ``folder`` now. The app's sweeper deletes whole folders while this walks:
+    os.walk skips a folder that vanished (Path.rglob raises FileNotFoundError)."""
+    return [Path(root, name) for root, _, names in os.walk(folder) for name in names]
+
+
+def non_empty_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` that hold bytes; one deleted between listing and stat is gone, not an error."""
+    found = []
+    for path in files_in(folder):
+        try:
+            if path.stat().st_size:
+                found.append(path)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def test_uploads_and_results_are_deleted_on_schedule(env, expiring):
@@ -230,14 +245,14 @@ def test_uploads_and_results_are_deleted_on_schedule(env, expiring):
         handle_file(str(env["image"])), app_module.PREDICTED, 0.4, api_name="/predict")
 
     deadline = time.monotonic() + DELETE_WAIT_S
-    while time.monotonic() < deadline and [p for p in files_in(cache) if p.stat().st_size]:
+    while time.monotonic() < deadline and non_empty_files(cache):
         time.sleep(0.25)
     seen = watcher.stop()
     names = {p.name for p in seen}
     # Sanity check: the files whose deletion is checked did exist.
     assert {env["image"].name, "1_original.png", "2_heatmap.png", "3_overlay.png"} <= names, names
     # Empty files are Gradio's stray temp files (see the next test); they hold no data.
-    left = [p for p in files_in(cache) if p.stat().st_size]
+    left = non_empty_files(cache)
     assert not uploaded.exists(), "upload not deleted"
     assert not left, f"still in the cache after {DELETE_WAIT_S}s: {left}"
 
