@@ -3,6 +3,7 @@ no files, no folders, no stored pixels; and building apps does not pile up threa
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -19,8 +20,10 @@ WAIT_S = 40  # delete_cache=(1, 5): everything should go within about 6 s of the
 
 
 def leftovers(cache: Path) -> list[Path]:
-    """Everything under the cache except the app's (empty) results folder itself."""
-    return sorted(p for p in cache.rglob("*") if p != cache / "results")
+    """Everything under the cache except the app's (empty) results folder itself. os.walk, since
+    the sweeper deletes folders while this looks (Path.rglob raises on a folder that vanished)."""
+    found = [Path(root, name) for root, folders, files in os.walk(cache) for name in folders + files]
+    return sorted(p for p in found if p != cache / "results")
 
 
 def test_an_idle_app_forgets_every_request(tmp_path, monkeypatch):
